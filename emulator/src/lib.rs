@@ -1,0 +1,2 @@
+//! The emulated POS terminal.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The posrig harness library: scenario model, runner, rigs, transcripts, snapshots, reports.
+#![forbid(unsafe_code)]

@@ -1,0 +1,9 @@
+//! Pure codecs and sans-IO protocol state machines shared by the emulator, the acquirer
+//! simulator and the harness. Nothing here performs I/O or depends on tokio: every state
+//! machine is fed bytes, events and the current [`time::Instant`] and hands back bytes,
+//! events and deadlines.
+#![forbid(unsafe_code)]
+
+pub mod card;
+pub mod money;
+pub mod time;
