@@ -7,3 +7,4 @@
 pub mod card;
 pub mod money;
 pub mod time;
+pub mod tlv;
