@@ -1,2 +1,5 @@
-//! The emulated POS terminal.
+//! The emulated POS terminal: a sans-IO core (`core`), its journal (`journal`) and the tokio
+//! ports that put it on real lines (`ports`).
 #![forbid(unsafe_code)]
+
+pub mod journal;

@@ -16,7 +16,10 @@ use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 pub use chrono_tz::Tz;
 
 /// A point in time, in whole milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Instant(i64);
 
 impl Instant {
