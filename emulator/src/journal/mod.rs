@@ -221,7 +221,7 @@ pub struct Session {
 /// One change to the journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JournalOp {
-    PutTxn(TxnRecord),
+    PutTxn(Box<TxnRecord>),
     PutPending(PendingRecord),
     DeletePending {
         txn_id: u64,
@@ -251,8 +251,8 @@ impl JournalState {
     pub fn apply(&mut self, op: &JournalOp) {
         match op {
             JournalOp::PutTxn(t) => match self.txns.iter_mut().find(|x| x.id == t.id) {
-                Some(x) => *x = t.clone(),
-                None => self.txns.push(t.clone()),
+                Some(x) => *x = (**t).clone(),
+                None => self.txns.push((**t).clone()),
             },
             JournalOp::PutPending(p) => {
                 match self.pending.iter_mut().find(|x| x.txn_id == p.txn_id) {
@@ -394,7 +394,7 @@ mod tests {
         approved.outcome = Outcome::Approved;
         approved.rrn = Some("100000000001".into());
         vec![
-            JournalOp::PutTxn(record(1, 1)),
+            JournalOp::PutTxn(Box::new(record(1, 1))),
             JournalOp::PutPending(PendingRecord {
                 txn_id: 1,
                 kind: PendingKind::Advice,
@@ -404,7 +404,7 @@ mod tests {
                 expiry: Some("2812".into()),
                 request_sent: false,
             }),
-            JournalOp::PutTxn(approved),
+            JournalOp::PutTxn(Box::new(approved)),
             JournalOp::SetCounters(Counters {
                 next_txn_id: 3,
                 next_stan: 3,
@@ -468,7 +468,7 @@ mod tests {
             .unwrap();
         let mut t = record(5, 1);
         t.outcome = Outcome::Approved;
-        let err = db.commit(&[JournalOp::PutTxn(t), ops()[1].clone()]);
+        let err = db.commit(&[JournalOp::PutTxn(Box::new(t)), ops()[1].clone()]);
         assert!(err.is_err());
         let state = db.load();
         // pending table is gone, so load fails; inspect txns directly.
