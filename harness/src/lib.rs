@@ -1,2 +1,6 @@
 //! The posrig harness library: scenario model, runner, rigs, transcripts, snapshots, reports.
 #![forbid(unsafe_code)]
+
+pub mod matcher;
+pub mod rules;
+pub mod scenario;

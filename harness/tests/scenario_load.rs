@@ -1,0 +1,137 @@
+//! Scenario files with mistakes end in located errors, never a panic.
+use std::path::{Path, PathBuf};
+
+use posrig::scenario::load::load_file;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A throwaway suite: `fixtures/` copied from the repo's terminal profiles.
+fn suite() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("fixtures/terminals");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/terminals/cup-zh-cny.yaml"),
+        t.join("cup-zh-cny.yaml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("refund")).unwrap();
+    dir
+}
+
+const GOOD: &str = r#"id: refund/basics/example
+name: example
+proves: a good file loads
+covers: [R-RECEIPT]
+requires: [keypad, printer]
+terminal: fixtures/terminals/cup-zh-cny.yaml
+vars:
+  amount: "33.33"
+steps:
+  - keys: [MENU, "3", ENTER]
+  - host:
+      expect: {mti: "0220", 4: "000000003333", 60.1: "25"}
+      reply: {39: "00"}
+      capture: {rrn: reply.37}
+  - expect:
+      display: {contains: "${rrn}"}
+"#;
+
+fn write(dir: &Path, src: &str) -> PathBuf {
+    let p = dir.join("refund/s.yaml");
+    std::fs::write(&p, src).unwrap();
+    p
+}
+
+fn err(src: &str) -> posrig::scenario::LoadError {
+    let d = suite();
+    load_file(&write(d.path(), src)).unwrap_err()
+}
+
+#[test]
+fn a_good_file_loads() {
+    let d = suite();
+    let s = load_file(&write(d.path(), GOOD)).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    assert_eq!(s.scenario.steps.len(), 3);
+    assert_eq!(s.variants.len(), 1);
+}
+
+#[test]
+fn unknown_step_is_located() {
+    let e = err(&GOOD.replace("  - keys: [MENU", "  - kyes: [MENU"));
+    assert_eq!(e.line, 10, "{}", e.excerpt);
+    assert!(e.message.contains("kyes"), "{e}");
+}
+
+#[test]
+fn unknown_key_is_located() {
+    let e = err(&GOOD.replace("name: example", "name: example\nnmae: typo"));
+    assert_eq!((e.line, e.column), (3, 1), "{}", e.excerpt);
+}
+
+#[test]
+fn unknown_rule_id_is_located() {
+    let e = err(&GOOD.replace("[R-RECEIPT]", "[R-RECEIPT, R-NOPE]"));
+    assert_eq!((e.line, e.column), (4, 21), "{}", e.excerpt);
+    assert!(e.message.contains("R-NOPE"));
+    assert!(e.excerpt.contains('^'), "{}", e.excerpt);
+}
+
+#[test]
+fn bad_field_number_is_located() {
+    let e = err(&GOOD.replace("60.1: \"25\"", "6O: \"25\""));
+    assert_eq!(e.line, 12, "{}", e.excerpt);
+    assert!(e.message.contains("6O"), "{e}");
+}
+
+#[test]
+fn undefined_variable_is_located() {
+    let e = err(&GOOD.replace("${rrn}", "${rnr}"));
+    assert_eq!(e.line, 16, "{}", e.excerpt);
+    assert!(e.message.contains("rnr"), "{e}");
+}
+
+#[test]
+fn a_variable_used_before_its_capture_is_undefined() {
+    let src = GOOD.replace("  - keys: [MENU, \"3\", ENTER]", "  - keys: [\"${rrn}\"]");
+    let e = err(&src);
+    assert_eq!(e.line, 10, "{}", e.excerpt);
+}
+
+#[test]
+fn missing_fixture_is_located() {
+    let e = err(&GOOD.replace("cup-zh-cny.yaml", "nope.yaml"));
+    assert_eq!(e.line, 6, "{}", e.excerpt);
+}
+
+#[test]
+fn float_amounts_are_refused() {
+    let src = GOOD.replace(
+        "  - keys: [MENU, \"3\", ENTER]",
+        "  - ecr: {refund: {amount: 33.33}}",
+    );
+    let e = err(&src);
+    assert_eq!(e.line, 10, "{}", e.excerpt);
+}
+
+#[test]
+fn huge_scalar_and_alias_bomb_fail_fast() {
+    let big = format!("{GOOD}# {}\n", "x".repeat(8 * 1024 * 1024));
+    let e = err(&big);
+    assert_eq!((e.line, e.column), (1, 1));
+    let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+    for i in 1..10 {
+        let p = if i == 1 {
+            "a".to_string()
+        } else {
+            format!("a{}", i - 1)
+        };
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n"
+        ));
+    }
+    let e = err(&bomb);
+    assert!(e.line >= 1, "{e}");
+}
