@@ -4,3 +4,5 @@
 pub mod matcher;
 pub mod rules;
 pub mod scenario;
+pub mod snapshot;
+pub mod transcript;

@@ -1,0 +1,362 @@
+//! The transcript of a run: everything that crossed every channel, grouped by scenario step,
+//! normalised so the same behaviour gives the same text on every rig.
+//!
+//! Normalisation (DESIGN.md §3): STAN, RRN, auth code, ZVT trace and receipt numbers are
+//! renumbered by first appearance (`[STAN#1]`) everywhere they occur; dates render relative to
+//! the scenario clock (`[D0]`, `[D-31]`); times of day render as `[TIME]` (they differ between
+//! virtual and wall-clock rigs); MACs and working keys render as `[MAC]`/`[KEYS]`; amounts are
+//! never normalised. PANs arrive already masked: the renderers only ever see `Pan`'s masked
+//! form.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use chrono::{Datelike, NaiveDate};
+
+/// Where an entry was seen.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Channel {
+    /// ECR → terminal (what the harness sent as the cash register).
+    EcrOut,
+    /// Terminal → ECR.
+    EcrIn,
+    /// Terminal → acquirer.
+    HostIn,
+    /// Acquirer → terminal.
+    HostOut,
+    Display,
+    Printer,
+    Leds,
+    Beeper,
+    /// ZVT link events (ACK, NAK, repeats), only when the scenario asks.
+    Link,
+    /// Runner notes: power cut, time passed, operator prompts.
+    Note,
+}
+
+impl Channel {
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::EcrOut => "ecr >>",
+            Channel::EcrIn => "ecr <<",
+            Channel::HostIn => "host <<",
+            Channel::HostOut => "host >>",
+            Channel::Display => "display",
+            Channel::Printer => "printer",
+            Channel::Leds => "leds",
+            Channel::Beeper => "beeper",
+            Channel::Link => "link",
+            Channel::Note => "note",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub channel: Channel,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StepRecord {
+    pub title: String,
+    pub entries: Vec<Entry>,
+}
+
+/// Renumbers identifiers by first appearance, per kind.
+#[derive(Clone, Debug, Default)]
+pub struct Normaliser {
+    maps: HashMap<&'static str, HashMap<String, usize>>,
+    /// Local date of the scenario clock: dates render as days from it.
+    pub today: Option<NaiveDate>,
+}
+
+impl Normaliser {
+    pub fn new(today: NaiveDate) -> Self {
+        Normaliser {
+            maps: HashMap::new(),
+            today: Some(today),
+        }
+    }
+
+    /// `[KIND#n]` for `value`, numbering values of a kind in order of first appearance.
+    /// Empty or all-zero values are kept as they are (they mean "none").
+    pub fn id(&mut self, kind: &'static str, value: &str) -> String {
+        let v = value.trim();
+        if v.is_empty() || v.bytes().all(|b| b == b'0' || b == b' ') {
+            return value.to_string();
+        }
+        let m = self.maps.entry(kind).or_default();
+        let n = m.len() + 1;
+        let n = *m.entry(v.to_string()).or_insert(n);
+        format!("[{kind}#{n}]")
+    }
+
+    /// Looks up an identifier already seen, without numbering a new one.
+    pub fn known(&self, kind: &'static str, value: &str) -> Option<String> {
+        self.maps
+            .get(kind)?
+            .get(value.trim())
+            .map(|n| format!("[{kind}#{n}]"))
+    }
+
+    /// `[D0]`, `[D-31]` for a date; the date itself when no scenario clock is known.
+    pub fn date(&self, d: NaiveDate) -> String {
+        match self.today {
+            Some(t) => {
+                let n = (d - t).num_days();
+                if n == 0 {
+                    "[D0]".into()
+                } else {
+                    format!("[D{n:+}]")
+                }
+            }
+            None => d.to_string(),
+        }
+    }
+
+    /// An MMDD date: the most recent such date not after today, like the terminal reads it;
+    /// a date in the future of today is taken as this year (a wrong date stays visible).
+    pub fn mmdd(&self, s: &str) -> String {
+        let (Some(today), true) = (
+            self.today,
+            s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()),
+        ) else {
+            return s.to_string();
+        };
+        let (m, d) = (s[..2].parse().unwrap_or(0), s[2..].parse().unwrap_or(0));
+        match protocol::time::resolve_mmdd(m, d, today)
+            .or_else(|| NaiveDate::from_ymd_opt(today.year(), m, d))
+        {
+            Some(date) => self.date(date),
+            None => s.to_string(),
+        }
+    }
+
+    /// A YYMMDD date (ZVT BMP AA).
+    pub fn yymmdd(&self, s: &str) -> String {
+        if s.len() != 6 {
+            return s.to_string();
+        }
+        let parse = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
+        match (parse(0..2), parse(2..4), parse(4..6)) {
+            (Some(y), Some(m), Some(d)) => NaiveDate::from_ymd_opt(2000 + y as i32, m, d)
+                .map(|x| self.date(x))
+                .unwrap_or_else(|| s.to_string()),
+            _ => s.to_string(),
+        }
+    }
+
+    /// Receipt text: identifiers after their labels, dates and times anywhere.
+    pub fn receipt_text(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for line in text.lines() {
+            let mut l = line.to_string();
+            let upper = l.to_uppercase();
+            let kinds: &[(&'static str, &[&str], usize)] = &[
+                ("STAN", &["VOUCHER", "凭证号", "TRACE"], 6),
+                ("RRN", &["REF", "参考号", "RRN"], 12),
+                ("AUTH", &["AUTH", "授权码"], 6),
+                ("RECEIPT", &["RECEIPT NO", "收据号"], 4),
+            ];
+            for (kind, labels, len) in kinds {
+                if labels.iter().any(|lab| upper.contains(lab)) {
+                    l = replace_tokens(&l, *len, |tok| {
+                        // Original references print values the terminal did not assign; keep
+                        // them when first seen on an ORIG line.
+                        Some(self.id(kind, tok))
+                    });
+                }
+            }
+            l = replace_dates_times(&l, self);
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Replaces alphanumeric tokens of exactly `len` characters containing a digit.
+fn replace_tokens(line: &str, len: usize, mut f: impl FnMut(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut tok = String::new();
+    let flush = |tok: &mut String, out: &mut String, f: &mut dyn FnMut(&str) -> Option<String>| {
+        if tok.chars().count() == len && tok.chars().any(|c| c.is_ascii_digit()) {
+            match f(tok) {
+                Some(r) => out.push_str(&r),
+                None => out.push_str(tok),
+            }
+        } else {
+            out.push_str(tok);
+        }
+        tok.clear();
+    };
+    for c in line.chars() {
+        if c.is_ascii_alphanumeric() {
+            tok.push(c);
+        } else {
+            flush(&mut tok, &mut out, &mut f);
+            out.push(c);
+        }
+    }
+    flush(&mut tok, &mut out, &mut f);
+    out
+}
+
+/// `2026-11-26` → `[D0]`, `2026/11/26` too; `10:00:00` → `[TIME]`.
+fn replace_dates_times(line: &str, n: &Normaliser) -> String {
+    let b = line.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < line.len() {
+        if let Some(d) = b.get(i..i + 10)
+            && d[4] == d[7]
+            && (d[4] == b'-' || d[4] == b'/')
+            && d.iter()
+                .enumerate()
+                .all(|(k, c)| k == 4 || k == 7 || c.is_ascii_digit())
+            && (i == 0 || !b[i - 1].is_ascii_digit())
+        {
+            let s = &line[i..i + 10];
+            if let Ok(date) = NaiveDate::parse_from_str(&s.replace('/', "-"), "%Y-%m-%d") {
+                out.push_str(&n.date(date));
+                i += 10;
+                continue;
+            }
+        }
+        if let Some(t) = b.get(i..i + 8)
+            && t[2] == b':'
+            && t[5] == b':'
+            && t.iter()
+                .enumerate()
+                .all(|(k, c)| k == 2 || k == 5 || c.is_ascii_digit())
+            && (i == 0 || !b[i - 1].is_ascii_digit())
+        {
+            out.push_str("[TIME]");
+            i += 8;
+            continue;
+        }
+        let ch = line[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// The whole transcript of one run.
+#[derive(Clone, Debug, Default)]
+pub struct Transcript {
+    pub steps: Vec<StepRecord>,
+    /// Entries before the first step (power-on, setup).
+    pub setup: StepRecord,
+}
+
+impl Transcript {
+    pub fn begin_step(&mut self, title: String) {
+        self.steps.push(StepRecord {
+            title,
+            entries: Vec::new(),
+        });
+    }
+
+    pub fn push(&mut self, channel: Channel, text: String) {
+        let step = self.steps.last_mut().unwrap_or(&mut self.setup);
+        // A display that did not change is not news.
+        if channel == Channel::Display
+            && step
+                .entries
+                .iter()
+                .rev()
+                .find(|e| e.channel == Channel::Display)
+                .is_some_and(|e| e.text == text)
+        {
+            return;
+        }
+        step.entries.push(Entry { channel, text });
+    }
+
+    /// Text for the snapshot: per step, per channel (in a fixed order), entries in order.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let order = [
+            Channel::Note,
+            Channel::EcrOut,
+            Channel::EcrIn,
+            Channel::HostIn,
+            Channel::HostOut,
+            Channel::Display,
+            Channel::Leds,
+            Channel::Beeper,
+            Channel::Printer,
+            Channel::Link,
+        ];
+        let mut render_step = |title: &str, entries: &[Entry]| {
+            let _ = writeln!(out, "== {title}");
+            for ch in order {
+                for e in entries.iter().filter(|e| e.channel == ch) {
+                    let mut lines = e.text.lines();
+                    let first = lines.next().unwrap_or("");
+                    let _ = writeln!(out, "{} {}", ch.label(), first);
+                    for l in lines {
+                        let _ = writeln!(out, "  {l}");
+                    }
+                }
+            }
+        };
+        if !self.setup.entries.is_empty() {
+            render_step("setup", &self.setup.entries);
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            render_step(&format!("step {}: {}", i + 1, s.title), &s.entries);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_renumbered_by_first_appearance() {
+        let mut n = Normaliser::new(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+        assert_eq!(n.id("STAN", "000123"), "[STAN#1]");
+        assert_eq!(n.id("STAN", "000007"), "[STAN#2]");
+        assert_eq!(n.id("STAN", "000123"), "[STAN#1]");
+        assert_eq!(n.id("RRN", "000123"), "[RRN#1]");
+        assert_eq!(n.id("STAN", "000000"), "000000");
+    }
+
+    #[test]
+    fn dates_are_relative_to_the_scenario_clock() {
+        let n = Normaliser::new(NaiveDate::from_ymd_opt(2027, 1, 5).unwrap());
+        assert_eq!(n.mmdd("0105"), "[D0]");
+        assert_eq!(n.mmdd("1226"), "[D-10]");
+        assert_eq!(n.yymmdd("270104"), "[D-1]");
+    }
+
+    #[test]
+    fn receipt_lines_normalise_after_labels_only() {
+        let mut n = Normaliser::new(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+        let text = "批次号 BATCH: 000001\n凭证号 VOUCHER: 000001\n日期 2026-11-26 10:00:03\n参考号 REF: 100000000001\n金额 AMOUNT: 33.33\n";
+        let out = n.receipt_text(text);
+        assert_eq!(
+            out,
+            "批次号 BATCH: 000001\n凭证号 VOUCHER: [STAN#1]\n日期 [D0] [TIME]\n参考号 REF: [RRN#1]\n金额 AMOUNT: 33.33\n"
+        );
+    }
+
+    #[test]
+    fn render_groups_by_step_and_channel() {
+        let mut t = Transcript::default();
+        t.begin_step("keys MENU".into());
+        t.push(Channel::Display, "退货".into());
+        t.push(Channel::HostIn, "0220 4=000000003333".into());
+        t.push(Channel::Display, "退货".into());
+        let r = t.render();
+        assert_eq!(
+            r,
+            "== step 1: keys MENU\nhost << 0220 4=000000003333\ndisplay 退货\n"
+        );
+    }
+}
