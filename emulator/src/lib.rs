@@ -2,4 +2,5 @@
 //! ports that put it on real lines (`ports`).
 #![forbid(unsafe_code)]
 
+pub mod core;
 pub mod journal;
