@@ -416,6 +416,14 @@ impl Parser {
         }
     }
 
+    /// Text of whole GB18030 sequences, or `None` if one is unmapped or a control character.
+    fn gb_decode(seq: &[u8]) -> Option<String> {
+        encoding_rs::GB18030
+            .decode_without_bom_handling_and_without_replacement(seq)
+            .filter(|t| !t.chars().any(char::is_control))
+            .map(|t| t.into_owned())
+    }
+
     fn chinese_text(&mut self, b: &[u8]) -> Option<usize> {
         let first = at(b, 0)?;
         if (0x20..=0x7E).contains(&first) {
@@ -450,9 +458,25 @@ impl Parser {
             }
         }
         let seq = b.get(..n)?;
-        match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(seq) {
-            Some(text) if !text.chars().any(char::is_control) => self.push_text(&text, style),
-            _ => self.push_undecodable(Charset::Gb18030, seq, style),
+        match Self::gb_decode(seq) {
+            Some(text) => self.push_text(&text, style),
+            None => {
+                // Some sequence in the run is unmapped: decide sequence by sequence, so the
+                // outcome does not depend on how the run was split across feeds.
+                let mut i = 0;
+                while let Some(rest) = seq.get(i..).filter(|r| !r.is_empty()) {
+                    let k = match Self::gb_len(rest) {
+                        Some(Ok(k)) => k,
+                        _ => rest.len(),
+                    };
+                    let one = rest.get(..k).unwrap_or(rest);
+                    match Self::gb_decode(one) {
+                        Some(text) => self.push_text(&text, style),
+                        None => self.push_undecodable(Charset::Gb18030, one, style),
+                    }
+                    i += k;
+                }
+            }
         }
         Some(n)
     }
@@ -720,7 +744,8 @@ impl Parser {
                             Some(list.get(..k).unwrap_or_default().to_vec());
                         Some(k + 3)
                     }
-                    None if list.len() >= 32 => {
+                    // 33 bytes without NUL: only now is it known that none follows.
+                    None if list.len() >= 33 => {
                         self.modes.tabs = Some(list.get(..32).unwrap_or_default().to_vec());
                         Some(34)
                     }

@@ -91,6 +91,17 @@ fn gb18030_broken_sequences_keep_bytes() {
 }
 
 #[test]
+fn gb18030_unmapped_four_byte_does_not_spoil_its_run() {
+    // Fuzz find: F6 39 FC 36 has the four-byte shape but maps to nothing (GB18030 four-byte
+    // codes end at E3 32 9A 35); the € (A2 E3) after it must decode however the run is split.
+    let r = assert_split_invariant(b"\x1c\x26\xf6\x39\xfc\x36\xa2\xe3\xcd\n");
+    let l = only_line(&r);
+    assert_eq!(l.text(), "€");
+    assert!(matches!(&l.spans[0], Span::Undecodable { bytes, .. } if bytes == &[0xF6, 0x39, 0xFC, 0x36]));
+    assert!(matches!(&l.spans[2], Span::Undecodable { bytes, .. } if bytes == &[0xCD]));
+}
+
+#[test]
 fn chinese_sizes_follow_fs_and_gs_not_esc() {
     // ESC ! 0x30 doubles single-byte characters only; FS ! 0x0C doubles Chinese ones.
     let r = parse(b"\x1b\x21\x30\x1c\x26A\xcd\xcb\x1c\x21\x0c\xbb\xf5\n");
@@ -227,6 +238,16 @@ fn feeds() {
             Item::Line(Line::default()),
         ]
     );
+}
+
+#[test]
+fn tab_list_without_nul_is_capped_at_32() {
+    // ESC D with 33 non-NUL stops: the first 32 are stops, the 33rd byte is data.
+    let mut s = b"\x1bD".to_vec();
+    s.extend(1..=32u8);
+    s.extend_from_slice(b"Zz\n");
+    let r = assert_split_invariant(&s);
+    assert_eq!(only_line(&r).text(), "Zz");
 }
 
 #[test]
@@ -845,4 +866,12 @@ proptest! {
         p.feed(&bytes[cut..]);
         prop_assert_eq!(p.finish(), parse(&bytes));
     }
+}
+
+#[test]
+fn fuzz_crash_46651eb7() {
+    // Fuzz find: ESC D whose 33rd list byte is the NUL; 32 bytes without NUL were taken as a
+    // full list before the 33rd arrived, so the parse depended on the split.
+    let data = b"\x1dv0\x00\x00\x00\x00\x1c-\x01\xbb\xf5\x1bD\x04\x08\x04\x99\x99\x99\x99\x99\x87\x99\x99\x99\x99\x99\x99a\x09b\x09c\x1b&\x03 !\x02ab\xa3\x1dv0\x00\x00\x00\x00\x1c-\x01\xbb\xf5\x1bD\x04\x08\x04\x99\x99\x99\xfa\x10\x04\x01\x1b(\x01\x00\x01";
+    assert_split_invariant(data);
 }
