@@ -135,8 +135,7 @@ impl ReceiptBuilder {
     /// `ESC - n` and `FS - n`: underline single-byte and Chinese characters (0, 1 or 2 dots).
     pub fn underline(mut self, dots: u8) -> Self {
         let n = dots.min(2);
-        self.out
-            .extend_from_slice(&[0x1B, 0x2D, n, 0x1C, 0x2D, n]);
+        self.out.extend_from_slice(&[0x1B, 0x2D, n, 0x1C, 0x2D, n]);
         self
     }
 
@@ -159,9 +158,7 @@ impl ReceiptBuilder {
             return Some(c as u8);
         }
         let t = self.cp_table.as_ref()?;
-        t.iter()
-            .position(|&x| x == Some(c))
-            .map(|i| 0x80 + i as u8)
+        t.iter().position(|&x| x == Some(c)).map(|i| 0x80 + i as u8)
     }
 
     fn set_chinese(&mut self, on: bool) {
@@ -319,17 +316,8 @@ impl ReceiptBuilder {
             HriPosition::Below => 2,
             HriPosition::Both => 3,
         };
-        self.out.extend_from_slice(&[
-            0x1D,
-            0x68,
-            height,
-            0x1D,
-            0x77,
-            module_width,
-            0x1D,
-            0x48,
-            h,
-        ]);
+        self.out
+            .extend_from_slice(&[0x1D, 0x68, height, 0x1D, 0x77, module_width, 0x1D, 0x48, h]);
         self
     }
 

@@ -118,9 +118,7 @@ pub fn encode_char(page: u8, c: char) -> Option<u8> {
         return Some(c as u8);
     }
     let t = upper_half(page)?;
-    t.iter()
-        .position(|&x| x == Some(c))
-        .map(|i| 0x80 + i as u8)
+    t.iter().position(|&x| x == Some(c)).map(|i| 0x80 + i as u8)
 }
 
 #[cfg(test)]

@@ -39,22 +39,13 @@ const MAX_FRAME: usize = 5 + 0xFFFF;
 pub const MAX_BUFFER: usize = MAX_FRAME + 4096;
 
 /// Power-on settings that differ between printers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ParserConfig {
     /// Chinese (Kanji) mode on at power-on and after `ESC @` (true on many printers sold in
     /// China; Epson's default is off).
     pub chinese_default: bool,
     /// `ESC t` page at power-on and after `ESC @`.
     pub code_page: u8,
-}
-
-impl Default for ParserConfig {
-    fn default() -> Self {
-        ParserConfig {
-            chinese_default: false,
-            code_page: 0,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,7 +146,8 @@ impl Skip {
         match &mut self.what {
             SkipWhat::Command(u) => {
                 let room = Unknown::HEAD.saturating_sub(u.bytes.len()).min(chunk.len());
-                u.bytes.extend_from_slice(chunk.get(..room).unwrap_or_default());
+                u.bytes
+                    .extend_from_slice(chunk.get(..room).unwrap_or_default());
             }
             SkipWhat::Image { hasher, .. } => hasher.update(chunk),
         }
@@ -363,11 +355,7 @@ impl Parser {
             match c {
                 Some(c) => {
                     if !bad.is_empty() {
-                        self.push_undecodable(
-                            Charset::CodePage(self.modes.code_page),
-                            &bad,
-                            style,
-                        );
+                        self.push_undecodable(Charset::CodePage(self.modes.code_page), &bad, style);
                         bad.clear();
                     }
                     text.push(c);
@@ -549,10 +537,7 @@ impl Parser {
         let col = self.col;
         let next = match &self.modes.tabs {
             None => Some((col / 8 + 1) * 8),
-            Some(stops) => stops
-                .iter()
-                .map(|&s| usize::from(s))
-                .find(|&s| s > col),
+            Some(stops) => stops.iter().map(|&s| usize::from(s)).find(|&s| s > col),
         };
         // No stop ahead: Epson ignores HT.
         if let Some(stop) = next {
@@ -740,8 +725,7 @@ impl Parser {
                 let list = b.get(2..).unwrap_or_default();
                 match list.iter().take(33).position(|&x| x == 0) {
                     Some(k) => {
-                        self.modes.tabs =
-                            Some(list.get(..k).unwrap_or_default().to_vec());
+                        self.modes.tabs = Some(list.get(..k).unwrap_or_default().to_vec());
                         Some(k + 3)
                     }
                     // 33 bytes without NUL: only now is it known that none follows.
@@ -778,8 +762,8 @@ impl Parser {
             b'&' => self.esc_user_chars(b),
             // Known lengths, kept as markers.
             b'2' | b'<' | b'L' | b'S' | b'v' => self.fixed(b, 2),
-            b' ' | b'3' | b'%' | b'=' | b'?' | b'G' | b'K' | b'M' | b'R' | b'T' | b'U'
-            | b'V' | b'e' | b'r' | b'u' | b'{' => self.fixed(b, 3),
+            b' ' | b'3' | b'%' | b'=' | b'?' | b'G' | b'K' | b'M' | b'R' | b'T' | b'U' | b'V'
+            | b'e' | b'r' | b'u' | b'{' => self.fixed(b, 3),
             // ESC c 0/1/3/4/5 n (paper type, sensors, panel keys), ESC $ / ESC \ positions,
             // ESC f (slip wait).
             b'c' | b'$' | b'\\' | b'f' => self.fixed(b, 4),
@@ -957,8 +941,8 @@ impl Parser {
             }
             // Function 169: error correction level.
             [49, 69, n] if (48..=51).contains(n) => {
-                self.modes.qr_level = [QrLevel::L, QrLevel::M, QrLevel::Q, QrLevel::H]
-                    [usize::from(n - 48)];
+                self.modes.qr_level =
+                    [QrLevel::L, QrLevel::M, QrLevel::Q, QrLevel::H][usize::from(n - 48)];
                 true
             }
             // Function 180: store data.

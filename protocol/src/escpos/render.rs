@@ -45,9 +45,14 @@ use super::printed_columns;
 
 /// A piece of a printed row.
 enum Piece {
-    Text { style: Style, text: String },
+    Text {
+        style: Style,
+        text: String,
+    },
     /// Zero-width command marker, or undecodable bytes taking `cols` columns.
-    Marker { text: String },
+    Marker {
+        text: String,
+    },
 }
 
 struct Row {
@@ -93,7 +98,10 @@ fn layout(line: &Line, cols: usize) -> Vec<Row> {
                 style,
             } => {
                 let cw = bytes.len() * usize::from(style.width.max(1));
-                if rows.last().is_some_and(|r| r.used > 0 && r.used + cw > cols) {
+                if rows
+                    .last()
+                    .is_some_and(|r| r.used > 0 && r.used + cw > cols)
+                {
                     rows.push(new_row());
                 }
                 if let Some(r) = rows.last_mut() {
@@ -161,7 +169,7 @@ pub fn mnemonic(bytes: &[u8]) -> String {
     let mut s = (*name).to_owned();
     let graphic = |b: u8| b.is_ascii_graphic().then(|| char::from(b));
     match (first, bytes.get(1).copied()) {
-        (0x1B | 0x1C | 0x1D, Some(c)) => {
+        (0x1B..=0x1D, Some(c)) => {
             match graphic(c) {
                 Some(ch) => {
                     s.push(' ');
@@ -391,9 +399,8 @@ color:#000;padding:1ch;border:1px solid #bbb;margin:0;white-space:pre}\
 /// for sizes), commands and blocks as grey text.
 pub fn render_html(receipt: &Receipt, cols: usize) -> String {
     let cols = cols.max(1);
-    let mut out = format!(
-        "<div class=\"escpos\"><style>{HTML_STYLE}</style><pre style=\"width:{cols}ch\">"
-    );
+    let mut out =
+        format!("<div class=\"escpos\"><style>{HTML_STYLE}</style><pre style=\"width:{cols}ch\">");
     for item in &receipt.items {
         match item {
             Item::Line(line) => {

@@ -80,7 +80,9 @@ fn gb18030_broken_sequences_keep_bytes() {
     let r = assert_split_invariant(b"\x1c\x26\xcd\n\x80X\n\x94\x39\x20Y\n");
     let lines: Vec<&Line> = r.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert!(matches!(&lines[0].spans[0], Span::Undecodable { charset: Charset::Gb18030, bytes, .. } if bytes == &[0xCD]));
+    assert!(
+        matches!(&lines[0].spans[0], Span::Undecodable { charset: Charset::Gb18030, bytes, .. } if bytes == &[0xCD])
+    );
     assert!(matches!(&lines[1].spans[0], Span::Undecodable { bytes, .. } if bytes == &[0x80]));
     assert_eq!(lines[1].text(), "X");
     // 94 kept as hex; "9 Y" is ASCII again.
@@ -97,7 +99,9 @@ fn gb18030_unmapped_four_byte_does_not_spoil_its_run() {
     let r = assert_split_invariant(b"\x1c\x26\xf6\x39\xfc\x36\xa2\xe3\xcd\n");
     let l = only_line(&r);
     assert_eq!(l.text(), "€");
-    assert!(matches!(&l.spans[0], Span::Undecodable { bytes, .. } if bytes == &[0xF6, 0x39, 0xFC, 0x36]));
+    assert!(
+        matches!(&l.spans[0], Span::Undecodable { bytes, .. } if bytes == &[0xF6, 0x39, 0xFC, 0x36])
+    );
     assert!(matches!(&l.spans[2], Span::Undecodable { bytes, .. } if bytes == &[0xCD]));
 }
 
@@ -264,16 +268,76 @@ fn tabs() {
 #[test]
 fn cut_forms() {
     let cases: [(&[u8], Cut); 10] = [
-        (b"\x1dV\x00", Cut { partial: false, feed: None }),
-        (b"\x1dV\x30", Cut { partial: false, feed: None }),
-        (b"\x1dV\x01", Cut { partial: true, feed: None }),
-        (b"\x1dV\x31", Cut { partial: true, feed: None }),
-        (b"\x1dVA\x05", Cut { partial: false, feed: Some(5) }),
-        (b"\x1dVB\x00", Cut { partial: true, feed: Some(0) }),
-        (b"\x1dVa\x01", Cut { partial: false, feed: Some(1) }),
-        (b"\x1dVh\x02", Cut { partial: true, feed: Some(2) }),
-        (b"\x1bi", Cut { partial: true, feed: None }),
-        (b"\x1bm", Cut { partial: true, feed: None }),
+        (
+            b"\x1dV\x00",
+            Cut {
+                partial: false,
+                feed: None,
+            },
+        ),
+        (
+            b"\x1dV\x30",
+            Cut {
+                partial: false,
+                feed: None,
+            },
+        ),
+        (
+            b"\x1dV\x01",
+            Cut {
+                partial: true,
+                feed: None,
+            },
+        ),
+        (
+            b"\x1dV\x31",
+            Cut {
+                partial: true,
+                feed: None,
+            },
+        ),
+        (
+            b"\x1dVA\x05",
+            Cut {
+                partial: false,
+                feed: Some(5),
+            },
+        ),
+        (
+            b"\x1dVB\x00",
+            Cut {
+                partial: true,
+                feed: Some(0),
+            },
+        ),
+        (
+            b"\x1dVa\x01",
+            Cut {
+                partial: false,
+                feed: Some(1),
+            },
+        ),
+        (
+            b"\x1dVh\x02",
+            Cut {
+                partial: true,
+                feed: Some(2),
+            },
+        ),
+        (
+            b"\x1bi",
+            Cut {
+                partial: true,
+                feed: None,
+            },
+        ),
+        (
+            b"\x1bm",
+            Cut {
+                partial: true,
+                feed: None,
+            },
+        ),
     ];
     for (bytes, cut) in cases {
         let mut stream = b"x".to_vec();
@@ -331,11 +395,17 @@ fn barcode_function_a_and_b() {
     let Item::Barcode(b) = &r.items[0] else {
         panic!("{r:?}")
     };
-    assert_eq!((b.symbology, b.data.as_slice()), (Symbology::Code128, &b"{B12345"[..]));
+    assert_eq!(
+        (b.symbology, b.data.as_slice()),
+        (Symbology::Code128, &b"{B12345"[..])
+    );
     assert_eq!(b.align, Align::Center);
     assert_eq!(r.lines().next().unwrap().text(), "ok");
     let text = render_text(&r, 32);
-    assert!(text.starts_with("  [BARCODE CODE128 \"{B12345\"]\n"), "{text}");
+    assert!(
+        text.starts_with("  [BARCODE CODE128 \"{B12345\"]\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -383,7 +453,10 @@ fn qr_store_and_print() {
     assert_eq!(markers(only_line(&r)).len(), 1);
     // Another symbol (cn 48 = PDF417): framed by pL pH and kept.
     let r = parse(b"\x1d(k\x03\x00\x30\x41\x02x\n");
-    assert_eq!(markers(only_line(&r)), vec![vec![0x1D, 0x28, 0x6B, 3, 0, 0x30, 0x41, 2]]);
+    assert_eq!(
+        markers(only_line(&r)),
+        vec![vec![0x1D, 0x28, 0x6B, 3, 0, 0x30, 0x41, 2]]
+    );
     assert_eq!(only_line(&r).text(), "x");
 }
 
@@ -433,10 +506,18 @@ fn truly_unknown_escape_keeps_two_bytes() {
     assert_eq!(l.text(), "ABCDE");
     assert_eq!(
         markers(l),
-        vec![vec![0x1B, 0x7F], vec![0x1D, 0x01], vec![0x1C, 0x7F], vec![0x07]]
+        vec![
+            vec![0x1B, 0x7F],
+            vec![0x1D, 0x01],
+            vec![0x1C, 0x7F],
+            vec![0x07]
+        ]
     );
     let t = render_text(&r, 32);
-    assert_eq!(t, "[ESC x7f 1b 7f]AB[GS x01 1d 01]C[FS x7f 1c 7f]D[BEL 07]E\n");
+    assert_eq!(
+        t,
+        "[ESC x7f 1b 7f]AB[GS x01 1d 01]C[FS x7f 1c 7f]D[BEL 07]E\n"
+    );
 }
 
 #[test]
@@ -485,7 +566,10 @@ fn huge_declared_lengths_stay_bounded() {
     let Span::Command(u) = &only_line(&r).spans[0] else {
         panic!()
     };
-    assert_eq!((u.len, u.complete, u.bytes.len()), (200_009, false, Unknown::HEAD));
+    assert_eq!(
+        (u.len, u.complete, u.bytes.len()),
+        (200_009, false, Unknown::HEAD)
+    );
     assert!(render_text(&r, 32).contains("…+199977 bytes incomplete]"));
 
     // A QR store that never completes: buffered up to its frame, never beyond MAX_BUFFER.
@@ -577,9 +661,15 @@ fn alignment_with_cjk_at_32_42_48() {
         let text = render_text(&parse(&bytes), cols);
         let rows: Vec<&str> = text.lines().collect();
         // 退货 at 2x2 = 8 columns, centred.
-        assert_eq!(rows[0], format!("{}[2x2]退货[/2x2]", " ".repeat((cols - 8) / 2)));
+        assert_eq!(
+            rows[0],
+            format!("{}[2x2]退货[/2x2]", " ".repeat((cols - 8) / 2))
+        );
         // 商户存根 MERCHANT = 8 + 9 = 17 columns, right-aligned.
-        assert_eq!(rows[1], format!("{}商户存根 MERCHANT", " ".repeat(cols - 17)));
+        assert_eq!(
+            rows[1],
+            format!("{}商户存根 MERCHANT", " ".repeat(cols - 17))
+        );
         assert_eq!(rendered_columns(rows[1], 1), cols);
         // 金额 AMOUNT = 11 columns, CNY 33.33 = 9: the line fills the paper exactly.
         assert_eq!(rendered_columns(rows[2], 1), cols);
@@ -599,13 +689,19 @@ fn line_lr_at_double_width_and_overflow() {
     let r = parse(&bytes);
     let lines: Vec<&Line> = r.lines().collect();
     assert_eq!(lines[0].columns(), 32);
-    assert_eq!(lines[0].text(), format!("合计{}33.33", " ".repeat(16 - 4 - 5)));
+    assert_eq!(
+        lines[0].text(),
+        format!("合计{}33.33", " ".repeat(16 - 4 - 5))
+    );
     // Does not fit: the value goes on its own line, right-aligned.
     assert_eq!(lines[1].text(), "A VERY LONG MERCHANT NAME LIMITED");
     assert_eq!(lines[2].text(), format!("{}33.33", " ".repeat(27)));
     let text = render_text(&r, 32);
     // The 33-column line wraps on 32 columns.
-    assert!(text.contains("A VERY LONG MERCHANT NAME LIMITE\nD\n"), "{text}");
+    assert!(
+        text.contains("A VERY LONG MERCHANT NAME LIMITE\nD\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -707,7 +803,9 @@ fn builder_bytes() {
         ]
     );
     assert_eq!(
-        ReceiptBuilder::new(32).barcode(Symbology::Ean13, &[]).unwrap_err(),
+        ReceiptBuilder::new(32)
+            .barcode(Symbology::Ean13, &[])
+            .unwrap_err(),
         BuildError::BarcodeLength { len: 0 }
     );
     assert!(ReceiptBuilder::new(32).qr(&"9".repeat(QR_MAX + 1)).is_err());
@@ -719,7 +817,9 @@ fn builder_text_falls_back_to_chinese_mode() {
     let bytes = ReceiptBuilder::new(32).text("退货 OK").text("é").build();
     assert_eq!(
         bytes,
-        [0x1C, 0x26, 0xCD, 0xCB, 0xBB, 0xF5, b' ', b'O', b'K', 0x1C, 0x2E, 0x82]
+        [
+            0x1C, 0x26, 0xCD, 0xCB, 0xBB, 0xF5, b' ', b'O', b'K', 0x1C, 0x2E, 0x82
+        ]
     );
     let r = parse(&bytes);
     assert_eq!(r.text(), "退货 OKé");
