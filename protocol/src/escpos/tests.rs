@@ -975,3 +975,51 @@ fn fuzz_crash_46651eb7() {
     let data = b"\x1dv0\x00\x00\x00\x00\x1c-\x01\xbb\xf5\x1bD\x04\x08\x04\x99\x99\x99\x99\x99\x87\x99\x99\x99\x99\x99\x99a\x09b\x09c\x1b&\x03 !\x02ab\xa3\x1dv0\x00\x00\x00\x00\x1c-\x01\xbb\xf5\x1bD\x04\x08\x04\x99\x99\x99\xfa\x10\x04\x01\x1b(\x01\x00\x01";
     assert_split_invariant(data);
 }
+
+#[test]
+fn bit_image_and_streamed_commands() {
+    // ESC * 33 nL=2 nH=0: 24-dot double density, 2 columns × 3 bytes.
+    let r = assert_split_invariant(b"\x1b*\x21\x02\x00abcdefX\n");
+    let Item::Image(img) = &r.items[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (img.kind, img.width, img.height, img.len),
+        (ImageKind::BitImage, 2, 24, 6)
+    );
+    assert_eq!(r.lines().next().unwrap().text(), "X");
+    // ESC * with an unknown mode keeps ESC * only.
+    let r = parse(b"\x1b*qY\n");
+    assert_eq!(markers(only_line(&r)), vec![vec![0x1B, 0x2A]]);
+    assert_eq!(only_line(&r).text(), "qY");
+    // GS ( L, ESC ( A, FS ( A: pL pH framed, payload kept in the marker.
+    for head in [&b"\x1d(L"[..], b"\x1b(A", b"\x1c(A"] {
+        let mut s = head.to_vec();
+        s.extend_from_slice(&[3, 0, 0x30, 0x31, 0x32]);
+        s.extend_from_slice(b"Z\n");
+        let r = assert_split_invariant(&s);
+        let l = only_line(&r);
+        assert_eq!(l.text(), "Z");
+        assert_eq!(markers(l), vec![s[..s.len() - 2].to_vec()]);
+    }
+    // ESC & 3 32 33: two user-defined characters of x = 2 columns × 3 bytes each.
+    let mut s = b"\x1b&\x03\x20\x21".to_vec();
+    s.extend_from_slice(&[2, 1, 2, 3, 4, 5, 6, 2, 1, 2, 3, 4, 5, 6]);
+    s.extend_from_slice(b"Q\n");
+    let r = assert_split_invariant(&s);
+    assert_eq!(only_line(&r).text(), "Q");
+    // DLE DC4 1 m t (drawer pulse) and DLE ENQ n.
+    let r = assert_split_invariant(b"\x10\x14\x01\x00\x05\x10\x05\x02R\n");
+    assert_eq!(markers(only_line(&r)).len(), 2);
+    assert_eq!(only_line(&r).text(), "R");
+}
+
+#[test]
+fn kanji_underline_fs_minus() {
+    let r = parse(b"\x1c\x26\x1c-\x02\xcd\xcbA\x1c-0\xcd\xcb\n");
+    let rs = runs(only_line(&r));
+    assert_eq!(
+        (rs[0].1.underline, rs[1].1.underline, rs[2].1.underline),
+        (2, 0, 0)
+    );
+}
