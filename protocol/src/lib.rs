@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod card;
+pub mod fixture;
 pub mod money;
 pub mod time;
 pub mod tlv;
