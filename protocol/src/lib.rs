@@ -7,5 +7,6 @@
 pub mod card;
 pub mod fixture;
 pub mod money;
+pub mod riglink;
 pub mod time;
 pub mod tlv;
