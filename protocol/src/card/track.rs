@@ -326,6 +326,18 @@ fn frame(kind: TrackKind, b: &[u8]) -> Result<usize, TrackError> {
         .position(|&c| c == TrackKind::END_SENTINEL)
         .map(|p| p + 1)
         .ok_or_else(|| err(kind, b.len(), TrackErrorKind::EndSentinel))?;
+    // The maximum counts the LRC even when a reader stripped it, so that what parses here
+    // always re-encodes within the limit.
+    if e + 2 > kind.max_len() {
+        return Err(err(
+            kind,
+            kind.max_len(),
+            TrackErrorKind::TooLong {
+                len: e + 2,
+                max: kind.max_len(),
+            },
+        ));
+    }
     if b.len() > e + 2 {
         return Err(err(kind, e + 2, TrackErrorKind::Trailing(b.len() - e - 2)));
     }
@@ -919,6 +931,20 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_track_without_lrc_still_counts_it_in_the_maximum() {
+        // Fuzz crash (track target): 40 characters without LRC parsed leniently, but
+        // re-encoding with the LRC made 41 > 40.
+        let s = ";000000000000=000299999999999000099999=?";
+        assert_eq!(s.len(), 40);
+        let e = Track2::parse_lenient(s).unwrap_err();
+        assert_eq!(e.kind, TrackErrorKind::TooLong { len: 41, max: 40 });
+        let ok = ";000000000000=00029999999999900009999=?";
+        let (t, st) = Track2::parse_lenient(ok).unwrap();
+        assert_eq!(st, LrcStatus::Missing);
+        assert_eq!(t.encode().expose().len(), 40);
     }
 
     #[test]

@@ -6,9 +6,9 @@
 //!
 //! ```text
 //! client → rig   @1 HELLO 1 posrig/0.1 *F8
-//! rig → client   ACK 1 HELLO 1 emulator KEYS,CARD,FAULT,POWER,DISPLAY,PRINTER,LEDS,BEEPER *..
+//! rig → client   ACK 1 HELLO 1 posrig-emulator/0.1 KEYS,CARD,FAULT,POWER,DISPLAY,PRINTER,LEDS,BEEPER *7E
 //! client → rig   @2 KEY 5 *B5
-//! rig → client   ACK 2 *..
+//! rig → client   ACK 2 *51
 //! rig → client   !7 DISPLAY 2 "%E9%80%80%E8%B4%A7" "REFUND" *BB     (event: 退货 / REFUND)
 //! ```
 //!

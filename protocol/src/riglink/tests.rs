@@ -776,3 +776,51 @@ proptest! {
         while c.poll_event().is_some() {}
     }
 }
+
+#[test]
+fn protocol_md_examples_decode() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../hil-rigs/PROTOCOL.md"),
+    )
+    .unwrap();
+    let mut n = 0;
+    for (i, l) in doc.lines().enumerate() {
+        let Some(text) = l.strip_prefix("C: ").or_else(|| l.strip_prefix("R: ")) else {
+            continue;
+        };
+        n += 1;
+        let line = decode_line(text.as_bytes())
+            .unwrap_or_else(|e| panic!("PROTOCOL.md:{}: {e}", i + 1))
+            .unwrap_or_else(|| panic!("PROTOCOL.md:{}: blank", i + 1));
+        let canonical = matches!(text.as_bytes().first(), Some(b'@' | b'!' | b'A' | b'E'));
+        if canonical {
+            assert_eq!(
+                encode_line(&line).unwrap(),
+                format!("{text}\n"),
+                "PROTOCOL.md:{} is not in canonical form",
+                i + 1
+            );
+        }
+        assert_eq!(
+            l.starts_with("C: "),
+            matches!(line, Line::Request { .. }),
+            "PROTOCOL.md:{}",
+            i + 1
+        );
+    }
+    assert!(n > 50, "only {n} example lines found");
+}
+
+#[test]
+fn protocol_md_error_examples_are_what_the_rig_sends() {
+    let mut s = server();
+    s.handle_input(b"@2 KEY 5 *00\n@20 KEY 55 *89\n");
+    assert!(s.poll_request().is_none());
+    assert_eq!(
+        drain(&mut s),
+        [
+            "ERR - CHECKSUM \"column 11: checksum is 00, expected B5\" *5E\n",
+            "ERR 20 BADARG \"column 9: unknown key `55`\" *1D\n",
+        ]
+    );
+}
