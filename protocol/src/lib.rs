@@ -8,5 +8,6 @@ pub mod card;
 pub mod escpos;
 pub mod fixture;
 pub mod money;
+pub mod riglink;
 pub mod time;
 pub mod tlv;
