@@ -8,3 +8,4 @@ pub mod card;
 pub mod money;
 pub mod time;
 pub mod tlv;
+pub mod zvt;
