@@ -59,10 +59,10 @@
 //! ([`OriginalRef`]). Example — refund 33.33 CNY of the sale with trace 000123 in batch
 //! 000001:
 //! ```text
-//! 06 31 1A  12 34 56  04 00 00 00 00 33 33  49 01 56
-//!           06 0A  DF 60 03 00 01 23  DF 61 03 00 00 01
+//! 06 31 1B  12 34 56  04 00 00 00 00 33 33  49 01 56
+//!           06 0C  DF 60 03 00 01 23  DF 61 03 00 00 01
 //! ```
-//! by RRN 000000000001 from 26 November: `06 15 DF 62 0C "000000000001" DF 63 02 11 26`;
+//! by RRN 000000000001 from 26 November: `06 14 DF 62 0C "000000000001" DF 63 02 11 26`;
 //! by auth code: `06 09 DF 64 06 "A1B2C3"`.
 //!
 //! TLV `1F1F` (the PT's unique transaction id / receipt number, mirrored by the ECR in its
@@ -1274,7 +1274,7 @@ impl PrintTextBlock {
 ///     pan: CardNumber::from_digits("622202******7894"),
 ///     ..Default::default()
 /// };
-/// assert_eq!(Command::StatusInformation(si).to_bytes().unwrap(),
+/// assert_eq!(Command::from(si).to_bytes().unwrap(),
 ///            [0x04, 0x0F, 0x14, 0x27, 0x00, 0x04, 0, 0, 0, 0, 0x19, 0x95,
 ///             0x22, 0xF0, 0xF8, 0x62, 0x22, 0x02, 0xEE, 0xEE, 0xEE, 0x78, 0x94]);
 /// ```
@@ -1589,6 +1589,12 @@ pub enum Command {
     Nack(Nack),
     /// Anything else, including `80 00` with data.
     Raw(RawApdu),
+}
+
+impl From<StatusInformation> for Command {
+    fn from(s: StatusInformation) -> Command {
+        Command::StatusInformation(Box::new(s))
+    }
 }
 
 impl Command {
