@@ -91,13 +91,11 @@ impl<'a> Apdu<'a> {
         };
         let (hlen, dlen) =
             peek_header(buf).ok_or(ApduError::TruncatedHeader { offset: buf.len() })?;
-        let data = buf
-            .get(hlen..hlen + dlen)
-            .ok_or(ApduError::TruncatedData {
-                offset: 2,
-                needed: dlen,
-                available: buf.len().saturating_sub(hlen),
-            })?;
+        let data = buf.get(hlen..hlen + dlen).ok_or(ApduError::TruncatedData {
+            offset: 2,
+            needed: dlen,
+            available: buf.len().saturating_sub(hlen),
+        })?;
         Ok((Apdu { class, instr, data }, hlen + dlen))
     }
 

@@ -128,7 +128,11 @@ pub enum BmpError {
         what: &'static str,
     },
     #[error("BMP {tag:02X} must be {expected} bytes, got {got}")]
-    WrongLength { tag: u8, expected: usize, got: usize },
+    WrongLength {
+        tag: u8,
+        expected: usize,
+        got: usize,
+    },
     #[error("BMP {tag:02X} value of {len} bytes exceeds its maximum {max}")]
     TooLong { tag: u8, len: usize, max: usize },
 }
@@ -185,15 +189,12 @@ impl<'a> Fields<'a> {
 
     fn read_var(&self, tag: u8, digits: usize) -> Result<(usize, usize), BmpError> {
         let at = self.pos + 1;
-        let pre = self
-            .data
-            .get(at..at + digits)
-            .ok_or(BmpError::Truncated {
-                tag,
-                offset: self.base + self.pos,
-                needed: digits,
-                available: self.data.len().saturating_sub(at),
-            })?;
+        let pre = self.data.get(at..at + digits).ok_or(BmpError::Truncated {
+            tag,
+            offset: self.base + self.pos,
+            needed: digits,
+            available: self.data.len().saturating_sub(at),
+        })?;
         let mut len = 0usize;
         for (i, &b) in pre.iter().enumerate() {
             if b >> 4 != 0xF || b & 0x0F > 9 {
@@ -635,7 +636,7 @@ impl IndividualTotals {
             offset,
             what,
         };
-        if v.len() < 4 || (v.len() - 4) % 7 != 0 {
+        if v.len() < 4 || !(v.len() - 4).is_multiple_of(7) {
             return Err(bad("individual totals must be 4 + 7n bytes"));
         }
         let mut entries = Vec::with_capacity((v.len() - 4) / 7);
@@ -679,7 +680,9 @@ mod tests {
     #[test]
     fn length_prefixes() {
         // reference/zvt.md §3: `F0 F8` = 8 bytes; `F1 F1` = 11.
-        let data = [0x8B, 0xF1, 0xF1, b'M', b'a', b's', b't', b'e', b'r', b'C', b'a', b'r', b'd', 0];
+        let data = [
+            0x8B, 0xF1, 0xF1, b'M', b'a', b's', b't', b'e', b'r', b'C', b'a', b'r', b'd', 0,
+        ];
         let l = decode_list(&data, 0);
         assert_eq!(l.fields[0].value.len(), 11);
         assert_eq!(text_lossy(l.fields[0].value), "MasterCard");
@@ -711,7 +714,13 @@ mod tests {
         let l = decode_list(&data, 3);
         assert_eq!(l.fields.len(), 1);
         let (e, rest) = l.stop.unwrap();
-        assert_eq!(e, BmpError::UnknownBmp { tag: 0x99, offset: 5 });
+        assert_eq!(
+            e,
+            BmpError::UnknownBmp {
+                tag: 0x99,
+                offset: 5
+            }
+        );
         assert_eq!(rest, &[0x99, 0x01, 0x02]);
     }
 
@@ -720,18 +729,33 @@ mod tests {
         let l = decode_list(&[0x04, 0x00, 0x00], 3);
         assert_eq!(
             l.stop.unwrap().0,
-            BmpError::Truncated { tag: 4, offset: 3, needed: 6, available: 2 }
+            BmpError::Truncated {
+                tag: 4,
+                offset: 3,
+                needed: 6,
+                available: 2
+            }
         );
         let l = decode_list(&[0x22, 0xF0, 0x1A], 0);
         assert_eq!(
             l.stop.unwrap().0,
-            BmpError::BadLengthPrefix { tag: 0x22, offset: 2 }
+            BmpError::BadLengthPrefix {
+                tag: 0x22,
+                offset: 2
+            }
         );
         let l = decode_list(&[0x22, 0xF0], 0);
-        assert!(matches!(l.stop.unwrap().0, BmpError::Truncated { tag: 0x22, .. }));
+        assert!(matches!(
+            l.stop.unwrap().0,
+            BmpError::Truncated { tag: 0x22, .. }
+        ));
         assert_eq!(
             write(&mut Vec::new(), 0x04, &[0; 5]),
-            Err(BmpError::WrongLength { tag: 4, expected: 6, got: 5 })
+            Err(BmpError::WrongLength {
+                tag: 4,
+                expected: 6,
+                got: 5
+            })
         );
     }
 
@@ -741,7 +765,10 @@ mod tests {
         assert_eq!(amount(&[0, 0, 0, 0, 0x1A, 0x95]), None);
         assert_eq!(amount_bytes(MAX_AMOUNT + 1), None);
         assert_eq!(currency(&[0x09, 0x78]), Some(978));
-        assert_eq!(Bcd::<3>::from_digits("123456"), Some(Bcd([0x12, 0x34, 0x56])));
+        assert_eq!(
+            Bcd::<3>::from_digits("123456"),
+            Some(Bcd([0x12, 0x34, 0x56]))
+        );
         assert_eq!(Bcd::<3>::from_digits("1234567"), None);
         assert_eq!(Bcd::<2>([0xFF, 0xFF]).to_u64(), None);
         assert_eq!(Bcd::<2>([0xFF, 0xFF]).to_string(), "FFFF");
@@ -752,11 +779,17 @@ mod tests {
         assert_eq!(CardNumber::from_bcd(&[0x12, 0xF4]), Err(1));
         assert_eq!(CardNumber::from_bcd(&[0x1A]), Err(0));
         let full = CardNumber::from_digits("6222021234567894").unwrap();
-        assert_eq!(full.as_bcd(), &[0x62, 0x22, 0x02, 0x12, 0x34, 0x56, 0x78, 0x94]);
+        assert_eq!(
+            full.as_bcd(),
+            &[0x62, 0x22, 0x02, 0x12, 0x34, 0x56, 0x78, 0x94]
+        );
         assert_eq!(full.to_string(), "622202******7894");
         assert!(!format!("{full:?}").contains("1234567"));
         assert_eq!(full.to_pan().unwrap().expose(), "6222021234567894");
-        assert_eq!(CardNumber::from_digits("12*"), Some(CardNumber(vec![0x12, 0xEF])));
+        assert_eq!(
+            CardNumber::from_digits("12*"),
+            Some(CardNumber(vec![0x12, 0xEF]))
+        );
     }
 
     proptest! {

@@ -334,6 +334,9 @@ mod tests {
         assert_eq!(IntermediateStatus(0x30).text(), None);
         // §4 terminal status table.
         assert_eq!(TerminalStatus(0x51).text(), Some("initialisation required"));
-        assert_eq!(TerminalStatus(0x01).to_string(), "01 unknown terminal status");
+        assert_eq!(
+            TerminalStatus(0x01).to_string(),
+            "01 unknown terminal status"
+        );
     }
 }

@@ -351,7 +351,11 @@ impl OriginalRef {
             (None, None) => {}
         }
         match get(ORIGINAL_AUTH_CODE)? {
-            Some(a) => Ok(Some(OriginalRef::AuthCode(ascii(ORIGINAL_AUTH_CODE, a, 6)?))),
+            Some(a) => Ok(Some(OriginalRef::AuthCode(ascii(
+                ORIGINAL_AUTH_CODE,
+                a,
+                6,
+            )?))),
             None => Ok(None),
         }
     }
@@ -380,7 +384,10 @@ impl OriginalRef {
                 let md = Bcd::<2>::from_u64(*month as u64 * 100 + *day as u64)
                     .filter(|_| *month < 100 && *day < 100)
                     .ok_or(EncodeError::Invalid("month/day above 99"))?;
-                vec![(ORIGINAL_RRN, ascii(rrn, 12)?), (ORIGINAL_DATE, md.0.to_vec())]
+                vec![
+                    (ORIGINAL_RRN, ascii(rrn, 12)?),
+                    (ORIGINAL_DATE, md.0.to_vec()),
+                ]
             }
             OriginalRef::AuthCode(a) => vec![(ORIGINAL_AUTH_CODE, ascii(a, 6)?)],
         })
@@ -475,10 +482,13 @@ impl<'a> Pos<'a> {
         Pos { data, i: 0, base }
     }
     fn take(&mut self, n: usize, what: &'static str) -> DResult<&'a [u8]> {
-        let s = self.data.get(self.i..self.i + n).ok_or(CommandError::Missing {
-            what,
-            offset: self.base + self.i,
-        })?;
+        let s = self
+            .data
+            .get(self.i..self.i + n)
+            .ok_or(CommandError::Missing {
+                what,
+                offset: self.base + self.i,
+            })?;
         self.i += n;
         Ok(s)
     }
@@ -1385,7 +1395,10 @@ impl StatusInformation {
         w.u8(tag::NETWORK_CARD_TYPE, self.network_card_type)?;
         w.u8(tag::RESULT_AS, self.result_as)?;
         w.bcd(tag::DATE_YYMMDD, self.date_yymmdd.as_ref())?;
-        w.bmp(tag::AID_PARAMETER, self.aid_parameter.as_ref().map(|v| &v[..]))?;
+        w.bmp(
+            tag::AID_PARAMETER,
+            self.aid_parameter.as_ref().map(|v| &v[..]),
+        )?;
         w.tlv(self.tlv.as_ref())?;
         w.other(&self.other)
     }
@@ -1452,7 +1465,9 @@ impl IntermediateStatus {
         match self.timeout {
             Some(t) => w.raw(&[t]),
             None if self.tlv.is_some() || !self.other.is_empty() => {
-                return Err(EncodeError::Invalid("04 FF needs its timeout byte before TLV"));
+                return Err(EncodeError::Invalid(
+                    "04 FF needs its timeout byte before TLV",
+                ));
             }
             None => {}
         }
@@ -1683,6 +1698,51 @@ impl Command {
             Command::Nack(n) => [0x84, n.code],
             Command::Raw(r) => [r.class, r.instr],
         }
+    }
+
+    /// The BMP 06 container of the commands that carry one (`Some(&[])` for `06 00`).
+    pub fn tlv(&self) -> Option<&[u8]> {
+        match self {
+            Command::Registration(c) => c.tlv.as_deref(),
+            Command::Authorization(c) => c.tlv.as_deref(),
+            Command::LogOff(c) | Command::Diagnosis(c) => c.tlv.as_deref(),
+            Command::Completion(c) => c.tlv.as_deref(),
+            Command::EnquiryCompletion(c) => c.tlv.as_deref(),
+            Command::Abort(c) => c.tlv.as_deref(),
+            Command::RepeatReceipt(c) | Command::EndOfDay(c) | Command::Initialisation(c) => {
+                c.tlv.as_deref()
+            }
+            Command::Reversal(c) => c.tlv.as_deref(),
+            Command::Refund(c) => c.tlv.as_deref(),
+            Command::PrintTextBlock(c) => Some(&c.tlv),
+            Command::StatusInformation(c) => c.tlv.as_deref(),
+            Command::IntermediateStatus(c) => c.tlv.as_deref(),
+            Command::StatusEnquiry(c) => c.tlv.as_deref(),
+            Command::AbortFromEcr(_)
+            | Command::PrintLine(_)
+            | Command::SetDateTime(_)
+            | Command::Ack
+            | Command::Nack(_)
+            | Command::Raw(_) => None,
+        }
+    }
+
+    /// BMP 02 (max. status infos), wherever the command carries it.
+    pub fn max_status_infos(&self) -> Option<u8> {
+        let other = match self {
+            Command::Authorization(a) => return a.max_status_infos,
+            Command::Refund(r) => &r.other,
+            Command::Reversal(r) => &r.other,
+            Command::RepeatReceipt(c) | Command::EndOfDay(c) | Command::Initialisation(c) => {
+                &c.other
+            }
+            Command::Diagnosis(c) => &c.other,
+            _ => return None,
+        };
+        other
+            .iter()
+            .find(|b| b.tag == tag::MAX_STATUS_INFOS)
+            .and_then(|b| b.value.first().copied())
     }
 
     /// `84 code 00`.

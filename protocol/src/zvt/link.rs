@@ -132,7 +132,9 @@ pub enum LinkEvent {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkTrace {
-    FrameSent { attempt: u8 },
+    FrameSent {
+        attempt: u8,
+    },
     AckSent,
     NakSent(NakReason),
     AckReceived,
@@ -140,7 +142,10 @@ pub enum LinkTrace {
     /// An ACK/NAK arrived with no frame in flight.
     StrayAckNak(u8),
     ImplicitAck,
-    Repeat { attempt: u8, reason: RepeatReason },
+    Repeat {
+        attempt: u8,
+        reason: RepeatReason,
+    },
     DuplicateIgnored,
     /// `DLE STX` in the middle of a frame: the partial frame was dropped.
     FrameRestarted,
@@ -404,7 +409,10 @@ impl SerialLink {
     }
 
     fn on_ack_nak(&mut self, ack: bool) {
-        let waiting = self.in_flight.as_ref().is_some_and(|f| f.deadline.is_some());
+        let waiting = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.deadline.is_some());
         if !waiting {
             self.trace(LinkTrace::StrayAckNak(if ack { ACK } else { NAK }));
             return;

@@ -22,11 +22,7 @@ pub enum TcpError {
     /// LEN announces more than the configured maximum; the stream cannot be trusted after
     /// this and the connection should be closed.
     #[error("APDU at stream byte {offset} announces {len} bytes, above the {max}-byte limit")]
-    TooLong {
-        offset: u64,
-        len: usize,
-        max: usize,
-    },
+    TooLong { offset: u64, len: usize, max: usize },
 }
 
 /// tokio-util-`Decoder`-style reassembly: `Ok(None)` until a whole APDU is buffered.
@@ -172,7 +168,10 @@ mod tests {
             })
         );
         let mut l = TcpLink::new(100);
-        assert!(l.handle_input(&[0x80, 0x00, 0x00, 0x06, 0xD3, 0xFF]).is_ok());
+        assert!(
+            l.handle_input(&[0x80, 0x00, 0x00, 0x06, 0xD3, 0xFF])
+                .is_ok()
+        );
         assert!(l.handle_input(&[0x00, 0x01]).is_err());
         assert!(l.handle_input(&[0x80, 0x00, 0x00]).is_err());
         assert_eq!(l.poll_apdu(), Some(vec![0x80, 0x00, 0x00]));

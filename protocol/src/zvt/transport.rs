@@ -17,6 +17,8 @@ use crate::time::Instant;
 use crate::zvt::link::{LinkConfig, LinkEvent, LinkTrace, SerialLink};
 use crate::zvt::tcp::{TcpError, TcpLink};
 
+// One per connection: the size difference costs nothing worth an indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Transport {
     Serial(SerialLink),

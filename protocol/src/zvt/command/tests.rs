@@ -99,7 +99,8 @@ fn feig_short_messages() {
 }
 
 /// The 90-byte 04 0F after a Mastercard payment of 25.00 EUR (Feig capture).
-pub(crate) const FEIG_STATUS_INFO: &str = "04 0F 5A 27 00 04 00 00 00 00 25 00 49 09 78 0C 22 55 58 0D 04 05
+pub(crate) const FEIG_STATUS_INFO: &str =
+    "04 0F 5A 27 00 04 00 00 00 00 25 00 49 09 78 0C 22 55 58 0D 04 05
     22 F0 F8 55 98 83 EE EE EE 80 74 87 02 31 3B 37 35 30 30 37 31 00 00
     0B 00 09 75 19 60 29 52 52 35 35 0E 24 05 8A 06 8C 01
     8B F1 F1 4D 61 73 74 65 72 43 61 72 64 00
@@ -147,7 +148,10 @@ fn abort_with_extended_error_text() {
         panic!()
     };
     assert_eq!(a.result, 0x6C);
-    assert_eq!(a.extended_error_code().unwrap(), Some(&h("FF 00 00 14 41")[..]));
+    assert_eq!(
+        a.extended_error_code().unwrap(),
+        Some(&h("FF 00 00 14 41")[..])
+    );
     assert_eq!(
         a.extended_error_text().unwrap(),
         Some(&b"Abbruch durch externes Kommando!"[..])
@@ -163,7 +167,10 @@ fn abort_with_extended_error_text() {
 #[test]
 fn abort_plain_and_wrong_currency() {
     // reference/zvt.md §2.3: `06 1E 01 6C`.
-    assert_eq!(exact(&h("06 1E 01 6C"), Context::None), Command::Abort(Abort::new(0x6C)));
+    assert_eq!(
+        exact(&h("06 1E 01 6C"), Context::None),
+        Command::Abort(Abort::new(0x6C))
+    );
     // §2.1: 6F carries the PT's currency, positional. CNY 01 56 must not read as BMP 01.
     let Command::Abort(a) = exact(&h("06 1E 03 6F 01 56"), Context::None) else {
         panic!()
@@ -203,7 +210,9 @@ fn refund_vectors() {
     };
     assert_eq!(exact(&b, Context::None), Command::Refund(r.clone()));
 
-    let b = h("06 31 1B 12 34 56 04 00 00 00 00 19 95 49 09 78 0E 28 12 22 F0 F8 62 22 02 12 34 56 78 94");
+    let b = h(
+        "06 31 1B 12 34 56 04 00 00 00 00 19 95 49 09 78 0E 28 12 22 F0 F8 62 22 02 12 34 56 78 94",
+    );
     let with_card = Refund {
         card: ManualCard {
             expiry: Some(Bcd([0x28, 0x12])),
@@ -224,8 +233,11 @@ fn refund_private_tlv_examples_from_module_docs() {
         currency: Some(156),
         ..Default::default()
     };
-    r.set_original_ref(&OriginalRef::TraceBatch { trace: 123, batch: 1 })
-        .unwrap();
+    r.set_original_ref(&OriginalRef::TraceBatch {
+        trace: 123,
+        batch: 1,
+    })
+    .unwrap();
     assert_eq!(
         Command::Refund(r.clone()).to_bytes().unwrap(),
         h("06 31 1B 12 34 56 04 00 00 00 00 33 33 49 01 56
@@ -263,8 +275,10 @@ fn refund_private_tlv_examples_from_module_docs() {
 
 #[test]
 fn original_ref_errors() {
-    let mut r = Refund::default();
-    r.tlv = Some(h("DF 60 03 00 01 23"));
+    let mut r = Refund {
+        tlv: Some(h("DF 60 03 00 01 23")),
+        ..Default::default()
+    };
     assert_eq!(
         r.original_ref(),
         Err(OriginalRefError::Incomplete(tlv_tag::ORIGINAL_TRACE))
@@ -323,9 +337,19 @@ fn intermediate_status_examples() {
     let Command::IntermediateStatus(s) = exact(&b, Context::None) else {
         panic!()
     };
-    assert_eq!(s.display_lines().unwrap(), vec![b"Bitte Karte einstecken".to_vec()]);
+    assert_eq!(
+        s.display_lines().unwrap(),
+        vec![b"Bitte Karte einstecken".to_vec()]
+    );
     assert_eq!(s.t4(), Some(Duration::from_secs(60)));
-    assert_eq!(IntermediateStatus { timeout: Some(0x10), ..Default::default() }.t4(), Some(Duration::from_secs(600)));
+    assert_eq!(
+        IntermediateStatus {
+            timeout: Some(0x10),
+            ..Default::default()
+        }
+        .t4(),
+        Some(Duration::from_secs(600))
+    );
 }
 
 #[test]
@@ -343,12 +367,16 @@ fn status_enquiry_completion_with_sw_version() {
     // whose LLVAR prefix "06" is not Fx), which fails.
     assert_eq!(
         Command::decode(&b, Context::None),
-        Err(CommandError::Bmp(BmpError::BadLengthPrefix { tag: 0xF7, offset: 6 }))
+        Err(CommandError::Bmp(BmpError::BadLengthPrefix {
+            tag: 0xF7,
+            offset: 6
+        }))
     );
     // Status only; status + TLV.
-    let Command::EnquiryCompletion(c) =
-        exact(&h("06 0F 01 51"), Context::Answering(CommandKind::StatusEnquiry))
-    else {
+    let Command::EnquiryCompletion(c) = exact(
+        &h("06 0F 01 51"),
+        Context::Answering(CommandKind::StatusEnquiry),
+    ) else {
         panic!()
     };
     assert_eq!((c.sw_version, c.terminal_status), (None, Some(0x51)));
@@ -385,7 +413,10 @@ fn unknown_and_raw() {
     assert_eq!(c.kind(), CommandKind::Other([0x06, 0x18]));
     assert!(matches!(c, Command::Raw(_)));
     // 80 00 with data is not the plain ack.
-    assert!(matches!(exact(&h("80 00 01 00"), Context::None), Command::Raw(_)));
+    assert!(matches!(
+        exact(&h("80 00 01 00"), Context::None),
+        Command::Raw(_)
+    ));
     // 84 9D with data (partial issue of goods).
     let Command::Nack(n) = exact(&h("84 9D 07 04 00 00 00 00 10 00"), Context::None) else {
         panic!()
@@ -397,11 +428,17 @@ fn unknown_and_raw() {
 fn errors_name_offsets_and_refusal_codes() {
     // Unknown BMP 99 after the password of a refund: 84 83.
     let e = Command::decode(&h("06 31 05 12 34 56 99 00"), Context::None).unwrap_err();
-    assert_eq!(e, CommandError::Bmp(BmpError::UnknownBmp { tag: 0x99, offset: 6 }));
+    assert_eq!(
+        e,
+        CommandError::Bmp(BmpError::UnknownBmp {
+            tag: 0x99,
+            offset: 6
+        })
+    );
     assert_eq!(e.refusal_code(), 0x83);
     // Malformed amount (R-ZERO: 84 9A).
-    let e = Command::decode(&h("06 31 0A 12 34 56 04 00 00 00 00 1A 00"), Context::None)
-        .unwrap_err();
+    let e =
+        Command::decode(&h("06 31 0A 12 34 56 04 00 00 00 00 1A 00"), Context::None).unwrap_err();
     assert_eq!(e.offset(), 7);
     assert_eq!(e.refusal_code(), 0x9A);
     // Password missing.
@@ -426,12 +463,24 @@ fn errors_name_offsets_and_refusal_codes() {
         panic!()
     };
     assert_eq!(r.payment_type, Some(0x40));
-    assert_eq!(r.other, vec![RawBmp { tag: 0x19, value: vec![0x50] }]);
+    assert_eq!(
+        r.other,
+        vec![RawBmp {
+            tag: 0x19,
+            value: vec![0x50]
+        }]
+    );
     // A known BMP the command does not list lands in `other`.
     let Command::Refund(r) = dec(&h("06 31 05 12 34 56 27 00")) else {
         panic!()
     };
-    assert_eq!(r.other, vec![RawBmp { tag: 0x27, value: vec![0] }]);
+    assert_eq!(
+        r.other,
+        vec![RawBmp {
+            tag: 0x27,
+            value: vec![0]
+        }]
+    );
 }
 
 #[test]
@@ -495,8 +544,7 @@ fn tlvb() -> impl Strategy<Value = Option<Vec<u8>>> {
 fn other() -> impl Strategy<Value = Vec<RawBmp>> {
     vec(
         prop_oneof![
-            (0xE1u8..=0xE8, vec(any::<u8>(), 0..20))
-                .prop_map(|(tag, value)| RawBmp { tag, value }),
+            (0xE1u8..=0xE8, vec(any::<u8>(), 0..20)).prop_map(|(tag, value)| RawBmp { tag, value }),
             (Just(0xE0u8), any::<u8>()).prop_map(|(tag, v)| RawBmp {
                 tag,
                 value: vec![v]
@@ -605,19 +653,17 @@ fn arb_command() -> impl Strategy<Value = Command> {
             },
         );
     // Terminal status F0–FF followed by two more Fx bytes is the documented ambiguity.
-    let enquiry = of((of(vec(any::<u8>(), 0..200)), 0u8..=0xEF, tlvb(), other())).prop_map(
-        |m| {
-            Command::EnquiryCompletion(match m {
-                None => EnquiryCompletion::default(),
-                Some((sw_version, s, tlv, other)) => EnquiryCompletion {
-                    sw_version,
-                    terminal_status: Some(s),
-                    tlv,
-                    other,
-                },
-            })
-        },
-    );
+    let enquiry = of((of(vec(any::<u8>(), 0..200)), 0u8..=0xEF, tlvb(), other())).prop_map(|m| {
+        Command::EnquiryCompletion(match m {
+            None => EnquiryCompletion::default(),
+            Some((sw_version, s, tlv, other)) => EnquiryCompletion {
+                sw_version,
+                terminal_status: Some(s),
+                tlv,
+                other,
+            },
+        })
+    });
     // A 6F abort's currency 06xx is ambiguous with BMP 06 when the rest parses (documented).
     let abort = (
         any::<u8>(),
@@ -646,7 +692,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
         )
     };
     let reversal = (
-        (bcd::<3>(), of(bcd::<2>()), of(amount()), of(cc()), of(any::<u8>())),
+        (
+            bcd::<3>(),
+            of(bcd::<2>()),
+            of(amount()),
+            of(cc()),
+            of(any::<u8>()),
+        ),
         (manual_card(), text(999), tlvb(), other()),
     )
         .prop_map(
@@ -668,8 +720,20 @@ fn arb_command() -> impl Strategy<Value = Command> {
             },
         );
     let refund = (
-        (bcd::<3>(), of(amount()), of(cc()), of(any::<u8>()), manual_card()),
-        (of(any::<[u8; 8]>()), text(999), of(any::<u8>()), tlvb(), other()),
+        (
+            bcd::<3>(),
+            of(amount()),
+            of(cc()),
+            of(any::<u8>()),
+            manual_card(),
+        ),
+        (
+            of(any::<[u8; 8]>()),
+            text(999),
+            of(any::<u8>()),
+            tlvb(),
+            other(),
+        ),
     )
         .prop_map(
             |(
@@ -805,7 +869,11 @@ fn arb_command() -> impl Strategy<Value = Command> {
     });
     let nack = (any::<u8>(), vec(any::<u8>(), 0..300))
         .prop_map(|(code, data)| Command::Nack(Nack { code, data }));
-    let raw = (prop_oneof![Just(0x08u8), Just(0x0F), Just(0x06)], any::<u8>(), vec(any::<u8>(), 0..300))
+    let raw = (
+        prop_oneof![Just(0x08u8), Just(0x0F), Just(0x06)],
+        any::<u8>(),
+        vec(any::<u8>(), 0..300),
+    )
         .prop_filter_map("typed", |(class, instr, data)| {
             matches!(CommandKind::of(class, instr), CommandKind::Other(_))
                 .then_some(Command::Raw(RawApdu { class, instr, data }))

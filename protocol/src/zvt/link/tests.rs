@@ -227,10 +227,7 @@ fn implicit_ack_when_the_peer_answers_with_a_frame() {
     l.handle_input(&encode_frame(&h("80 00 00")), t(100));
     assert_eq!(
         events(&mut l),
-        vec![
-            LinkEvent::Delivered,
-            LinkEvent::Received(h("80 00 00"))
-        ]
+        vec![LinkEvent::Delivered, LinkEvent::Received(h("80 00 00"))]
     );
     assert_eq!(l.poll_timeout(), None);
     // Switched off: the frame stays in flight.
