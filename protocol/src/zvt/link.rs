@@ -133,7 +133,7 @@ pub enum LinkEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkTrace {
     FrameSent {
-        attempt: u8,
+        attempt: u16,
     },
     AckSent,
     NakSent(NakReason),
@@ -143,7 +143,7 @@ pub enum LinkTrace {
     StrayAckNak(u8),
     ImplicitAck,
     Repeat {
-        attempt: u8,
+        attempt: u16,
         reason: RepeatReason,
     },
     DuplicateIgnored,
@@ -197,7 +197,7 @@ enum Rx {
 struct InFlight {
     apdu: Vec<u8>,
     frame: Vec<u8>,
-    sends: u8,
+    sends: u16,
     /// `None` while the frame waits to be (re)sent.
     deadline: Option<Instant>,
 }
@@ -395,7 +395,11 @@ impl SerialLink {
             self.in_flight = None;
             self.events.push_back(LinkEvent::Delivered);
         }
-        let window = self.cfg.t2 * (self.cfg.max_repeats as u32 + 1) + self.cfg.t1;
+        let window = self
+            .cfg
+            .t2
+            .saturating_mul(self.cfg.max_repeats as u32 + 1)
+            .saturating_add(self.cfg.t1);
         if let Some((last, at)) = &self.last_rx
             && *last == apdu
             && now < *at + window
@@ -433,7 +437,7 @@ impl SerialLink {
         let Some(f) = self.in_flight.as_mut() else {
             return;
         };
-        if f.sends > self.cfg.max_repeats {
+        if f.sends > u16::from(self.cfg.max_repeats) {
             let apdu = std::mem::take(&mut f.apdu);
             self.in_flight = None;
             self.stats.failures += 1;

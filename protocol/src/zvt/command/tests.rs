@@ -45,8 +45,7 @@ fn ecrterm_serial_vector_apdus() {
         panic!()
     };
     assert_eq!(s.password, Some(pw()));
-    // The 0x10 inside is the last amount byte: 10.00 → BCD 00 00 00 00 10 00? No: 04 00 00
-    // 00 01 10 00 = 1 10 00 minor = 11000.
+    // The vector with a 0x10 inside: amount 00 00 00 01 10 00 = 11000 minor units.
     let Command::Authorization(a) =
         exact(&h("06 01 0A 04 00 00 00 01 10 00 49 09 78"), Context::None)
     else {
