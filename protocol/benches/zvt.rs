@@ -36,8 +36,11 @@ fn refund() -> Command {
         },
         ..Default::default()
     };
-    r.set_original_ref(&OriginalRef::TraceBatch { trace: 123, batch: 1 })
-        .unwrap();
+    r.set_original_ref(&OriginalRef::TraceBatch {
+        trace: 123,
+        batch: 1,
+    })
+    .unwrap();
     Command::Refund(r)
 }
 
