@@ -11,3 +11,4 @@ pub mod money;
 pub mod riglink;
 pub mod time;
 pub mod tlv;
+pub mod zvt;
