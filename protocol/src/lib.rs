@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod card;
+pub mod iso8583;
 pub mod money;
 pub mod time;
 pub mod tlv;
