@@ -36,6 +36,10 @@ impl Mti {
     pub const fn new(v: u16) -> Option<Mti> {
         if v <= 9999 { Some(Mti(v)) } else { None }
     }
+    /// Values above 9999 become 9999.
+    pub const fn new_clamped(v: u16) -> Mti {
+        Mti(if v > 9999 { 9999 } else { v })
+    }
     /// Four ASCII digits.
     pub fn parse(s: &str) -> Option<Mti> {
         let b = s.as_bytes();
