@@ -51,7 +51,11 @@ pub(crate) fn check(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeErrorKin
 }
 
 /// Appends the field (prefix + data) to `out`.
-pub(crate) fn encode(spec: &FieldSpec, value: &[u8], out: &mut Vec<u8>) -> Result<(), EncodeErrorKind> {
+pub(crate) fn encode(
+    spec: &FieldSpec,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeErrorKind> {
     check(spec, value)?;
     let len = value.len();
     if spec.length != LengthType::Fixed {
@@ -95,7 +99,7 @@ fn write_len(spec: &FieldSpec, v: usize, out: &mut Vec<u8>) {
                 out.push((v / 100) as u8);
             }
             let t = (v % 100) as u8;
-            out.push((t / 10) << 4 | t % 10);
+            out.push(((t / 10) << 4) | (t % 10));
         }
         LengthEncoding::Ascii => {
             if three {
@@ -241,7 +245,11 @@ fn validate(spec: &FieldSpec, data: &[u8], len: usize) -> Result<(), (usize, Dec
             let odd = len % 2 == 1;
             for (i, &b) in data.iter().enumerate() {
                 let (hi, lo) = (b >> 4, b & 0x0F);
-                let ok_hi = if odd && i == 0 { hi == 0 || hi == 0xF } else { hi <= 9 };
+                let ok_hi = if odd && i == 0 {
+                    hi == 0 || hi == 0xF
+                } else {
+                    hi <= 9
+                };
                 if !(ok_hi && lo <= 9) {
                     return Err((i, DecodeErrorKind::BadDigit { byte: b }));
                 }

@@ -276,7 +276,10 @@ impl Dialect {
                 file,
                 line: 0,
                 column: 0,
-                message: format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", meta.len()),
+                message: format!(
+                    "file is {} bytes; the limit is {MAX_FILE_BYTES}",
+                    meta.len()
+                ),
             });
         }
         let src = std::fs::read_to_string(path).map_err(|e| DialectError {
@@ -300,7 +303,10 @@ impl Dialect {
             return Err(err(
                 0,
                 0,
-                format!("input is {} bytes; the limit is {MAX_FILE_BYTES}", src.len()),
+                format!(
+                    "input is {} bytes; the limit is {MAX_FILE_BYTES}",
+                    src.len()
+                ),
             ));
         }
         // Dialect files may come from users: bound the parser's work.
@@ -435,8 +441,12 @@ impl RawDialect {
             Some(h) => {
                 let loc = h.referenced;
                 let h = h.value;
-                let default = hex_decode(&h.default)
-                    .ok_or_else(|| at(loc, "header.default must be an even number of hex digits".into()))?;
+                let default = hex_decode(&h.default).ok_or_else(|| {
+                    at(
+                        loc,
+                        "header.default must be an even number of hex digits".into(),
+                    )
+                })?;
                 if default.len() != h.length {
                     return Err(at(
                         loc,
@@ -473,7 +483,10 @@ impl RawDialect {
             let f = f.value;
             let n = f.no.value;
             if !(2..=128).contains(&n) {
-                return Err(at(f.no.referenced, format!("field number {n} is not in 2..=128")));
+                return Err(at(
+                    f.no.referenced,
+                    format!("field number {n} is not in 2..=128"),
+                ));
             }
             if n > 64 && !self.secondary_bitmap {
                 return Err(at(
@@ -520,10 +533,16 @@ impl RawDialect {
                 ));
             }
             if spec.max == 0 {
-                return Err(at(f.max.referenced, format!("field {n}: max must be at least 1")));
+                return Err(at(
+                    f.max.referenced,
+                    format!("field {n}: max must be at least 1"),
+                ));
             }
             if spec.data == DataEncoding::Binary && unit == LengthUnit::Digits {
-                return Err(at(loc, format!("field {n}: binary data cannot count digits")));
+                return Err(at(
+                    loc,
+                    format!("field {n}: binary data cannot count digits"),
+                ));
             }
             let prefix_value_max = match unit {
                 LengthUnit::Digits => spec.max as usize,
@@ -554,13 +573,19 @@ impl RawDialect {
                 let sloc = s.referenced;
                 let s = s.value;
                 if s.len == 0 {
-                    return Err(at(sloc, format!("subfield {n}.{}: len must be at least 1", s.id)));
+                    return Err(at(
+                        sloc,
+                        format!("subfield {n}.{}: len must be at least 1", s.id),
+                    ));
                 }
                 total += s.len as usize;
                 if total > spec.max as usize {
                     return Err(at(
                         sloc,
-                        format!("subfield {n}.{} ends at {total}, past the field's max {}", s.id, spec.max),
+                        format!(
+                            "subfield {n}.{} ends at {total}, past the field's max {}",
+                            s.id, spec.max
+                        ),
                     ));
                 }
                 subfields.push(SubfieldSpec {
@@ -613,7 +638,7 @@ impl RawDialect {
 
 pub(crate) fn hex_decode(s: &str) -> Option<Vec<u8>> {
     let s: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)
@@ -667,7 +692,10 @@ mod tests {
         assert_eq!(e.line, line, "{e}");
         assert!(e.column > 0);
         assert!(e.message.contains("track3"), "{e}");
-        assert!(e.to_string().starts_with(&format!("my.yaml:{line}:")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("my.yaml:{line}:")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -687,7 +715,10 @@ mod tests {
         let e = Dialect::from_yaml_str(&src3, "t.yaml").unwrap_err();
         assert_eq!(e.line, 9, "{e}");
 
-        let src4 = src.replace("type: n, max: 3, data: ascii", "type: an, max: 3, data: bcd_left");
+        let src4 = src.replace(
+            "type: n, max: 3, data: ascii",
+            "type: an, max: 3, data: bcd_left",
+        );
         let src4 = src4.replace("no: 63, name: b", "no: 3, name: b");
         let e = Dialect::from_yaml_str(&src4, "t.yaml").unwrap_err();
         assert_eq!(e.line, 10, "{e}");

@@ -34,7 +34,8 @@ pub enum PrefixKind {
 }
 
 impl PrefixKind {
-    pub fn len(self) -> usize {
+    /// Bytes the prefix takes.
+    pub fn width(self) -> usize {
         match self {
             PrefixKind::Binary2 | PrefixKind::Bcd2 => 2,
             PrefixKind::Binary4 | PrefixKind::Ascii4 => 4,
@@ -96,7 +97,7 @@ impl LengthPrefixed {
 
     /// Removes one whole frame (payload, without the prefix) from the front of `buf`.
     pub fn decode(&self, buf: &mut Vec<u8>) -> Result<Option<Vec<u8>>, FramingError> {
-        let p = self.kind.len();
+        let p = self.kind.width();
         if buf.len() < p {
             return Ok(None);
         }
@@ -104,7 +105,10 @@ impl LengthPrefixed {
         let len = if self.includes_self {
             value
                 .checked_sub(p)
-                .ok_or(FramingError::ShorterThanPrefix { value, prefix_len: p })?
+                .ok_or(FramingError::ShorterThanPrefix {
+                    value,
+                    prefix_len: p,
+                })?
         } else {
             value
         };
@@ -132,7 +136,12 @@ impl LengthPrefixed {
                 max: self.max_frame,
             });
         }
-        let value = payload.len() + if self.includes_self { self.kind.len() } else { 0 };
+        let value = payload.len()
+            + if self.includes_self {
+                self.kind.width()
+            } else {
+                0
+            };
         if value > self.kind.max_value() {
             return Err(FramingError::TooLong {
                 len: payload.len(),
@@ -147,7 +156,11 @@ impl LengthPrefixed {
     /// Appends a broken frame for fault injection. Never fails: out-of-range numbers are
     /// clamped to what the prefix can express.
     pub fn encode_fault(&self, payload: &[u8], fault: Fault, out: &mut Vec<u8>) {
-        let selfl = if self.includes_self { self.kind.len() } else { 0 };
+        let selfl = if self.includes_self {
+            self.kind.width()
+        } else {
+            0
+        };
         let max = self.kind.max_value();
         let true_value = payload.len() + selfl;
         match fault {
@@ -221,7 +234,7 @@ fn write_prefix(kind: PrefixKind, v: usize, out: &mut Vec<u8>) {
             let v = v % 10_000;
             let hi = (v / 100) as u8;
             let lo = (v % 100) as u8;
-            out.extend_from_slice(&[(hi / 10) << 4 | hi % 10, (lo / 10) << 4 | lo % 10]);
+            out.extend_from_slice(&[((hi / 10) << 4) | (hi % 10), ((lo / 10) << 4) | (lo % 10)]);
         }
     }
 }
@@ -242,19 +255,29 @@ mod tests {
     #[test]
     fn prefixes_on_the_wire() {
         let mut out = Vec::new();
-        codec(PrefixKind::Binary2, false).encode(&[1; 0x80], &mut out).unwrap();
+        codec(PrefixKind::Binary2, false)
+            .encode(&[1; 0x80], &mut out)
+            .unwrap();
         assert_eq!(&out[..2], &[0x00, 0x80]); // the CUP 0220 of vectors.md
         out.clear();
-        codec(PrefixKind::Ascii4, false).encode(&[1; 426], &mut out).unwrap();
+        codec(PrefixKind::Ascii4, false)
+            .encode(&[1; 426], &mut out)
+            .unwrap();
         assert_eq!(&out[..4], b"0426");
         out.clear();
-        codec(PrefixKind::Ascii4, true).encode(&[1; 426], &mut out).unwrap();
+        codec(PrefixKind::Ascii4, true)
+            .encode(&[1; 426], &mut out)
+            .unwrap();
         assert_eq!(&out[..4], b"0430");
         out.clear();
-        codec(PrefixKind::Bcd2, false).encode(&[1; 426], &mut out).unwrap();
+        codec(PrefixKind::Bcd2, false)
+            .encode(&[1; 426], &mut out)
+            .unwrap();
         assert_eq!(&out[..2], &[0x04, 0x26]);
         out.clear();
-        codec(PrefixKind::Binary4, true).encode(&[1; 3], &mut out).unwrap();
+        codec(PrefixKind::Binary4, true)
+            .encode(&[1; 3], &mut out)
+            .unwrap();
         assert_eq!(&out[..4], &[0, 0, 0, 7]);
     }
 
@@ -263,17 +286,26 @@ mod tests {
         let f = codec(PrefixKind::Ascii4, false);
         assert_eq!(
             f.decode(&mut b"00x1abc".to_vec()),
-            Err(FramingError::BadPrefix { offset: 2, byte: b'x' })
+            Err(FramingError::BadPrefix {
+                offset: 2,
+                byte: b'x'
+            })
         );
         let f = codec(PrefixKind::Binary2, true);
         assert_eq!(
             f.decode(&mut vec![0, 1, 9]),
-            Err(FramingError::ShorterThanPrefix { value: 1, prefix_len: 2 })
+            Err(FramingError::ShorterThanPrefix {
+                value: 1,
+                prefix_len: 2
+            })
         );
         let f = codec(PrefixKind::Binary2, false);
         assert_eq!(
             f.decode(&mut vec![0xFF, 0xFF]),
-            Err(FramingError::TooLong { len: 0xFFFF, max: 9000 })
+            Err(FramingError::TooLong {
+                len: 0xFFFF,
+                max: 9000
+            })
         );
         assert!(f.encode(&[0; 9001], &mut Vec::new()).is_err());
         // A zero length is an empty frame.

@@ -76,7 +76,11 @@ impl DoubleKey {
 
 impl fmt::Debug for DoubleKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DoubleKey(kcv {})", super::message::hex(&self.check_value()))
+        write!(
+            f,
+            "DoubleKey(kcv {})",
+            super::message::hex(&self.check_value())
+        )
     }
 }
 
@@ -134,7 +138,7 @@ pub fn tdes_ecb_decrypt(key: &DoubleKey, data: &mut [u8]) -> Result<(), KeyError
 }
 
 fn ecb(key: &DoubleKey, data: &mut [u8], enc: bool) -> Result<(), KeyError> {
-    if data.len() % 8 != 0 {
+    if !data.len().is_multiple_of(8) {
         return Err(KeyError::NotBlocks { len: data.len() });
     }
     let c = TdesEde2::new(&Array::from(key.0));
@@ -220,7 +224,10 @@ mod tests {
     use super::*;
 
     fn h8(s: &str) -> [u8; 8] {
-        super::super::dialect::hex_decode(s).unwrap().try_into().unwrap()
+        super::super::dialect::hex_decode(s)
+            .unwrap()
+            .try_into()
+            .unwrap()
     }
 
     /// NIST SP 800-17 (Modes of Operation Validation System), Table A.1 variable-plaintext and
@@ -228,11 +235,26 @@ mod tests {
     #[test]
     fn des_nist_kats() {
         let zero_key = h8("0101010101010101");
-        assert_eq!(des_encrypt_block(zero_key, h8("8000000000000000")), h8("95F8A5E5DD31D900"));
-        assert_eq!(des_encrypt_block(zero_key, h8("4000000000000000")), h8("DD7F121CA5015619"));
-        assert_eq!(des_encrypt_block(h8("8001010101010101"), [0; 8]), h8("95A8D72813DAA94D"));
-        assert_eq!(des_encrypt_block(h8("0123456789ABCDEF"), *b"Now is t"), h8("3FA40E8A984D4815"));
-        assert_eq!(des_decrypt_block(h8("0123456789ABCDEF"), h8("3FA40E8A984D4815")), *b"Now is t");
+        assert_eq!(
+            des_encrypt_block(zero_key, h8("8000000000000000")),
+            h8("95F8A5E5DD31D900")
+        );
+        assert_eq!(
+            des_encrypt_block(zero_key, h8("4000000000000000")),
+            h8("DD7F121CA5015619")
+        );
+        assert_eq!(
+            des_encrypt_block(h8("8001010101010101"), [0; 8]),
+            h8("95A8D72813DAA94D")
+        );
+        assert_eq!(
+            des_encrypt_block(h8("0123456789ABCDEF"), *b"Now is t"),
+            h8("3FA40E8A984D4815")
+        );
+        assert_eq!(
+            des_decrypt_block(h8("0123456789ABCDEF"), h8("3FA40E8A984D4815")),
+            *b"Now is t"
+        );
     }
 
     /// NIST SP 800-67 Rev. 1, Appendix B example (three-key TDEA, ECB): keys 0123456789ABCDEF,
@@ -240,7 +262,9 @@ mod tests {
     /// A826FD8CE53B855F CCE21C8112256FE6 68D5C05DD9B6B900.
     #[test]
     fn tdes_sp800_67_example() {
-        let key = super::super::dialect::hex_decode("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123").unwrap();
+        let key =
+            super::super::dialect::hex_decode("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123")
+                .unwrap();
         let c = des::TdesEde3::new_from_slice(&key).unwrap();
         let expect = ["A826FD8CE53B855F", "CCE21C8112256FE6", "68D5C05DD9B6B900"];
         for (p, e) in b"The qufck brown fox jump".chunks(8).zip(expect) {
@@ -256,7 +280,10 @@ mod tests {
     #[test]
     fn tdes_two_key() {
         let k = DoubleKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
-        let by_def = des_encrypt_block(k.left(), des_decrypt_block(k.right(), des_encrypt_block(k.left(), [0; 8])));
+        let by_def = des_encrypt_block(
+            k.left(),
+            des_decrypt_block(k.right(), des_encrypt_block(k.left(), [0; 8])),
+        );
         assert_eq!(tdes_encrypt_block(&k, [0; 8]), by_def);
         assert_eq!(by_def, h8("08D7B4FB629D0885"));
         assert_eq!(tdes_decrypt_block(&k, by_def), [0; 8]);

@@ -68,12 +68,18 @@ pub fn retail_mac(key: &DoubleKey, data: &[u8]) -> [u8; 8] {
 
 /// 128 when the message has any field 65–127, else 64.
 pub fn mac_field(m: &impl FieldSource) -> u8 {
-    if (65..=127).any(|n| m.has(n)) { 128 } else { 64 }
+    if (65..=127).any(|n| m.has(n)) {
+        128
+    } else {
+        64
+    }
 }
 
 fn check_layout(d: &Dialect, field: u8) -> Result<(), MacError> {
     match d.field(field) {
-        Some(s) if s.data == DataEncoding::Binary && s.length == LengthType::Fixed && s.max == 8 => {
+        Some(s)
+            if s.data == DataEncoding::Binary && s.length == LengthType::Fixed && s.max == 8 =>
+        {
             Ok(())
         }
         _ => Err(MacError::Layout { field }),
@@ -82,7 +88,12 @@ fn check_layout(d: &Dialect, field: u8) -> Result<(), MacError> {
 
 /// Sets the MAC field of `m`, and appends the encoded message (no length prefix) with the MAC
 /// in place to `out`.
-pub fn sign(d: &Dialect, m: &mut Message, key: &DoubleKey, out: &mut Vec<u8>) -> Result<[u8; 8], MacError> {
+pub fn sign(
+    d: &Dialect,
+    m: &mut Message,
+    key: &DoubleKey,
+    out: &mut Vec<u8>,
+) -> Result<[u8; 8], MacError> {
     let f = mac_field(m);
     check_layout(d, f)?;
     m.remove(if f == 64 { 128 } else { 64 });
@@ -90,7 +101,10 @@ pub fn sign(d: &Dialect, m: &mut Message, key: &DoubleKey, out: &mut Vec<u8>) ->
     let start = out.len();
     m.encode_into(d, out)?;
     let end = out.len() - 8;
-    let mac = retail_mac(key, out.get(start + d.header_len()..end).unwrap_or_default());
+    let mac = retail_mac(
+        key,
+        out.get(start + d.header_len()..end).unwrap_or_default(),
+    );
     if let Some(slot) = out.get_mut(end..) {
         slot.copy_from_slice(&mac);
     }
@@ -197,7 +211,10 @@ mod tests {
         let signed = MessageRef::decode(&cup, &out).unwrap();
         verify(&cup, &signed, &mak).unwrap();
         // The zero MAC of the vector does not verify; neither does a tampered amount.
-        assert!(matches!(verify(&cup, &r, &mak), Err(MacError::Mismatch { .. })));
+        assert!(matches!(
+            verify(&cup, &r, &mak),
+            Err(MacError::Mismatch { .. })
+        ));
         let mut bad = out.clone();
         bad[30] ^= 0x01;
         if let Ok(b) = MessageRef::decode(&cup, &bad) {
@@ -227,6 +244,9 @@ mod tests {
         plain.set(11, "000001");
         let plain_wire = plain.encode(&iso).unwrap();
         let r2 = MessageRef::decode(&iso, &plain_wire).unwrap();
-        assert_eq!(verify(&iso, &r2, &mak), Err(MacError::Missing { field: 64 }));
+        assert_eq!(
+            verify(&iso, &r2, &mak),
+            Err(MacError::Missing { field: 64 })
+        );
     }
 }

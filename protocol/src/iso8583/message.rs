@@ -15,8 +15,10 @@
 //! m.set(11, "000123").set(70, "001");
 //! let mut wire = Vec::new();
 //! m.encode_into(&d, &mut wire).unwrap();
-//! // "0800", primary bitmap 82 20 00 00 00 00 00 00 (1 = secondary, 11), secondary 04 00..
-//! assert_eq!(&wire[..6], b"0800\x82\x20");
+//! // "0800", primary bitmap 80 20 00 00 00 00 00 00 (bit 1 = secondary follows, bit 11),
+//! // secondary 04 00 00 00 00 00 00 00 (bit 70)
+//! assert_eq!(&wire[..6], b"0800\x80\x20");
+//! assert_eq!(&wire[12..14], b"\x04\x00");
 //! let r = MessageRef::decode(&d, &wire).unwrap();
 //! assert_eq!(r.field_str(70).as_deref(), Some("001"));
 //! ```
@@ -67,7 +69,7 @@ impl Mti {
     /// The response to this request or advice: function digit + 1, origin digit 0 (0200→0210,
     /// 0221→0230, 0401→0410). `None` for something that is already a response.
     pub const fn response(self) -> Option<Mti> {
-        if self.function() % 2 == 0 {
+        if self.function().is_multiple_of(2) {
             Some(Mti((self.0 / 10 + 1) * 10))
         } else {
             None
@@ -229,6 +231,8 @@ pub enum EncodeErrorKind {
 /// matching, builders, transcripts).
 pub trait FieldSource {
     fn mti(&self) -> Mti;
+    /// Header bytes (TPDU + header), if any.
+    fn header(&self) -> Option<&[u8]>;
     /// The canonical value of field `n`.
     fn value(&self, n: u8) -> Option<Cow<'_, [u8]>>;
     fn has(&self, n: u8) -> bool;
@@ -312,7 +316,8 @@ impl<'a> MessageRef<'a> {
                 m
             }
         };
-        let primary = read_bitmap(dialect.bitmap, frame, &mut pos).map_err(|(o, k)| fail(None, o, k))?;
+        let primary =
+            read_bitmap(dialect.bitmap, frame, &mut pos).map_err(|(o, k)| fail(None, o, k))?;
         let secondary = if primary & (1 << 63) != 0 {
             if !dialect.secondary_bitmap {
                 return Err(fail(None, pos, DecodeErrorKind::SecondaryNotAllowed));
@@ -328,9 +333,10 @@ impl<'a> MessageRef<'a> {
                 let bit = m.leading_zeros();
                 m &= !(1u64 << (63 - bit));
                 let n = (base + bit + 1) as u8;
-                let spec = dialect
-                    .field(n)
-                    .ok_or(fail(Some(n), pos, DecodeErrorKind::UnknownField))?;
+                let spec =
+                    dialect
+                        .field(n)
+                        .ok_or(fail(Some(n), pos, DecodeErrorKind::UnknownField))?;
                 let (f, next) =
                     codec::decode(spec, frame, pos).map_err(|(o, k)| fail(Some(n), o, k))?;
                 if let Some(slot) = fields.get_mut(n as usize) {
@@ -413,6 +419,9 @@ impl FieldSource for MessageRef<'_> {
     fn mti(&self) -> Mti {
         self.mti
     }
+    fn header(&self) -> Option<&[u8]> {
+        self.header
+    }
     fn value(&self, n: u8) -> Option<Cow<'_, [u8]>> {
         self.field(n).map(FieldRef::value)
     }
@@ -434,7 +443,11 @@ impl fmt::Debug for MessageRef<'_> {
     }
 }
 
-fn read_bitmap(enc: BitmapEncoding, frame: &[u8], pos: &mut usize) -> Result<u64, (usize, DecodeErrorKind)> {
+fn read_bitmap(
+    enc: BitmapEncoding,
+    frame: &[u8],
+    pos: &mut usize,
+) -> Result<u64, (usize, DecodeErrorKind)> {
     let n = match enc {
         BitmapEncoding::Binary => 8,
         BitmapEncoding::Hex => 16,
@@ -540,7 +553,8 @@ impl Message {
         if s.start == u32::MAX {
             return None;
         }
-        self.arena.get(s.start as usize..(s.start as usize + s.len as usize))
+        self.arena
+            .get(s.start as usize..(s.start as usize + s.len as usize))
     }
     /// The value as text, if it is UTF-8.
     pub fn get_str(&self, n: u8) -> Option<&str> {
@@ -640,6 +654,9 @@ impl FieldSource for Message {
     fn mti(&self) -> Mti {
         self.mti
     }
+    fn header(&self) -> Option<&[u8]> {
+        self.header.as_deref()
+    }
     fn value(&self, n: u8) -> Option<Cow<'_, [u8]>> {
         self.get(n).map(Cow::Borrowed)
     }
@@ -667,7 +684,9 @@ fn debug_value(n: u8, v: &[u8]) -> String {
     match n {
         2 => mask_digits(&String::from_utf8_lossy(v)),
         35 | 36 | 45 | 52 | 55 => format!("<{} bytes hidden>", v.len()),
-        _ if v.iter().all(|&b| (0x20..0x7F).contains(&b)) => String::from_utf8_lossy(v).into_owned(),
+        _ if v.iter().all(|&b| (0x20..0x7F).contains(&b)) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
         _ => format!("0x{}", hex(v)),
     }
 }

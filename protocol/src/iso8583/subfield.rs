@@ -28,7 +28,10 @@ pub struct SubfieldError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubfieldErrorKind {
     #[error("length {len} is none of {expected:?}")]
-    Length { len: usize, expected: &'static [usize] },
+    Length {
+        len: usize,
+        expected: &'static [usize],
+    },
     #[error("not a digit")]
     NotDigit,
     #[error("{what} = {value} does not fit {width} digits")]
@@ -63,11 +66,18 @@ fn check_len(field: u8, v: &str, expected: &'static [usize]) -> Result<(), Subfi
 
 /// Digits `[at, at+w)` as a number; callers have checked length and digits.
 fn num(v: &str, at: usize, w: usize) -> u64 {
-    v.get(at..at + w)
-        .map_or(0, |s| s.bytes().fold(0u64, |a, b| a * 10 + (b - b'0') as u64))
+    v.get(at..at + w).map_or(0, |s| {
+        s.bytes().fold(0u64, |a, b| a * 10 + (b - b'0') as u64)
+    })
 }
 
-fn put(out: &mut String, field: u8, what: &'static str, value: u64, width: usize) -> Result<(), SubfieldError> {
+fn put(
+    out: &mut String,
+    field: u8,
+    what: &'static str,
+    value: u64,
+    width: usize,
+) -> Result<(), SubfieldError> {
     if value >= 10u64.saturating_pow(width as u32) {
         return Err(SubfieldError {
             field,
@@ -302,7 +312,11 @@ impl SettlementTotals {
         };
         Ok(SettlementTotals {
             domestic: group(0),
-            foreign: if v.len() == 62 { group(31) } else { Totals::default() },
+            foreign: if v.len() == 62 {
+                group(31)
+            } else {
+                Totals::default()
+            },
         })
     }
     pub fn try_to_digits(&self) -> Result<String, SubfieldError> {
@@ -312,7 +326,13 @@ impl SettlementTotals {
             put(&mut s, 48, "debit count", t.debit_count as u64, 3)?;
             put(&mut s, 48, "credit amount", t.credit_amount, 12)?;
             put(&mut s, 48, "credit count", t.credit_count as u64, 3)?;
-            put(&mut s, 48, "reconciliation code", t.reconciliation as u64, 1)?;
+            put(
+                &mut s,
+                48,
+                "reconciliation code",
+                t.reconciliation as u64,
+                1,
+            )?;
         }
         Ok(s)
     }
@@ -370,7 +390,10 @@ impl FeeInfo {
         self.try_to_digits().unwrap_or_else(|_| "9".repeat(37))
     }
     /// The fee field of a reply, if present and well formed.
-    pub fn from_message(dialect: &Dialect, m: &impl FieldSource) -> Option<Result<FeeInfo, SubfieldError>> {
+    pub fn from_message(
+        dialect: &Dialect,
+        m: &impl FieldSource,
+    ) -> Option<Result<FeeInfo, SubfieldError>> {
         m.text(dialect.fee_field).map(|v| FeeInfo::parse(&v))
     }
 }
@@ -452,7 +475,10 @@ mod tests {
         let mut g = Field60::new(22, 1, 0);
         g.ic_condition = Some(2); // fallback swipe: 60.4 filled with 0
         assert_eq!(g.to_digits(), "2200000100002");
-        assert_eq!(Field60::parse(&g.to_digits()).unwrap().read_capability, Some(0));
+        assert_eq!(
+            Field60::parse(&g.to_digits()).unwrap().read_capability,
+            Some(0)
+        );
         assert!(matches!(
             Field60::parse("2200000").unwrap_err().kind,
             SubfieldErrorKind::Length { len: 7, .. }
@@ -485,7 +511,13 @@ mod tests {
             ..refund
         };
         assert_eq!(full.to_digits(), "00000100012311260100000004800");
-        assert_eq!(Field61::parse(&full.to_digits()).unwrap().auth_institution.as_deref(), Some("00000004800"));
+        assert_eq!(
+            Field61::parse(&full.to_digits())
+                .unwrap()
+                .auth_institution
+                .as_deref(),
+            Some("00000004800")
+        );
     }
 
     #[test]
@@ -528,13 +560,19 @@ mod tests {
     #[test]
     fn render_by_subfield_and_masked() {
         let cup = Dialect::builtin("cup").unwrap();
-        assert_eq!(render_field(&cup, 60, b"25000001000"), "60.1=25 60.2=000001 60.3=000");
+        assert_eq!(
+            render_field(&cup, 60, b"25000001000"),
+            "60.1=25 60.2=000001 60.3=000"
+        );
         assert_eq!(
             render_field(&cup, 61, b"0000010001231126"),
             "61.1=000001 61.2=000123 61.3=1126"
         );
         assert_eq!(render_field(&cup, 37, b"123456789012"), "37=123456789012");
-        assert_eq!(render_field(&cup, 2, b"6222021234567890123"), "2=622202*********0123");
+        assert_eq!(
+            render_field(&cup, 2, b"6222021234567890123"),
+            "2=622202*********0123"
+        );
         assert_eq!(
             render_field(&cup, 35, b"6222021234567890123=30121011234"),
             "35=622202*********0123=***********"
