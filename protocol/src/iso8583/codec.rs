@@ -39,15 +39,27 @@ pub(crate) fn check(spec: &FieldSpec, value: &[u8]) -> Result<(), EncodeErrorKin
     if spec.data.is_packed() && spec.unit == LengthUnit::Bytes && len % 2 == 1 {
         return Err(EncodeErrorKind::OddDigits { len });
     }
-    if spec.charset != Charset::B
-        && let Some(pos) = value.iter().position(|&b| !spec.charset.allows(b))
-    {
+    if let Some(pos) = first_bad(spec.charset, value) {
         return Err(EncodeErrorKind::BadChar {
             pos,
             byte: value.get(pos).copied().unwrap_or(0),
         });
     }
     Ok(())
+}
+
+/// Position of the first byte outside the charset; one tight loop per charset.
+#[inline]
+fn first_bad(c: Charset, v: &[u8]) -> Option<usize> {
+    match c {
+        Charset::B => None,
+        Charset::N => v.iter().position(|b| !b.is_ascii_digit()),
+        Charset::Z => v.iter().position(|&b| !(b.is_ascii_digit() || b == b'=')),
+        Charset::An => v
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b' ')),
+        Charset::Ans => v.iter().position(|&b| b < 0x20 || b == 0x7F),
+    }
 }
 
 /// Appends the field (prefix + data) to `out`.
@@ -68,24 +80,25 @@ pub(crate) fn encode(
     match spec.data {
         DataEncoding::Ascii | DataEncoding::Binary => out.extend_from_slice(value),
         DataEncoding::BcdLeft | DataEncoding::Track2 => {
-            let mut pairs = value.chunks_exact(2);
-            for p in &mut pairs {
-                out.push(nibble_of(p[0]) << 4 | nibble_of(p[1]));
-            }
-            if let [last] = pairs.remainder() {
-                out.push(nibble_of(*last) << 4 | PAD);
+            let pairs = value.chunks_exact(2);
+            let rem = pairs.remainder();
+            out.extend(pairs.map(|p| (nibble_of(p[0]) << 4) | nibble_of(p[1])));
+            if let [last] = rem {
+                out.push((nibble_of(*last) << 4) | PAD);
             }
         }
         DataEncoding::BcdRight => {
-            let rest = if len % 2 == 1 {
-                out.push(PAD << 4 | nibble_of(value[0]));
-                &value[1..]
-            } else {
-                value
+            let rest = match value.split_first() {
+                Some((first, rest)) if len % 2 == 1 => {
+                    out.push((PAD << 4) | nibble_of(*first));
+                    rest
+                }
+                _ => value,
             };
-            for p in rest.chunks_exact(2) {
-                out.push(nibble_of(p[0]) << 4 | nibble_of(p[1]));
-            }
+            out.extend(
+                rest.chunks_exact(2)
+                    .map(|p| (nibble_of(p[0]) << 4) | nibble_of(p[1])),
+            );
         }
     }
     Ok(())
@@ -207,23 +220,15 @@ fn read_len(spec: &FieldSpec, p: &[u8]) -> Result<usize, DecodeErrorKind> {
 fn validate(spec: &FieldSpec, data: &[u8], len: usize) -> Result<(), (usize, DecodeErrorKind)> {
     match spec.data {
         DataEncoding::Binary => Ok(()),
-        DataEncoding::Ascii => {
-            if spec.charset == Charset::Ans {
-                // Fast path for the common ans fields (41/42/63…).
-                if data.iter().all(|&b| b >= 0x20 && b != 0x7F) {
-                    return Ok(());
-                }
-            }
-            match data.iter().position(|&b| !spec.charset.allows(b)) {
-                None => Ok(()),
-                Some(i) => Err((
-                    i,
-                    DecodeErrorKind::BadChar {
-                        byte: data.get(i).copied().unwrap_or(0),
-                    },
-                )),
-            }
-        }
+        DataEncoding::Ascii => match first_bad(spec.charset, data) {
+            None => Ok(()),
+            Some(i) => Err((
+                i,
+                DecodeErrorKind::BadChar {
+                    byte: data.get(i).copied().unwrap_or(0),
+                },
+            )),
+        },
         DataEncoding::BcdLeft | DataEncoding::Track2 => {
             let track = spec.data == DataEncoding::Track2;
             for (i, &b) in data.iter().enumerate() {

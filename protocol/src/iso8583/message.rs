@@ -410,6 +410,7 @@ impl<'a> MessageRef<'a> {
                 start: start as u32,
                 len: (m.arena.len() - start) as u32,
             };
+            m.present[(n >> 6) as usize] |= 1 << (n & 63);
         }
         m
     }
@@ -496,10 +497,7 @@ struct Slot {
     start: u32,
     len: u32,
 }
-const ABSENT: Slot = Slot {
-    start: u32::MAX,
-    len: 0,
-};
+const ABSENT: Slot = Slot { start: 0, len: 0 };
 
 /// An owned message. Values live in one arena; slots cover every `u8` so no field number can
 /// index out of bounds (numbers outside 2–128 fail at encode).
@@ -508,6 +506,8 @@ pub struct Message {
     pub mti: Mti,
     /// Header bytes (TPDU + header); `None` uses the dialect's default.
     pub header: Option<Vec<u8>>,
+    /// One bit per field number (word `n / 64`, bit `n % 64`).
+    present: [u64; 4],
     slots: [Slot; 256],
     arena: Vec<u8>,
 }
@@ -517,6 +517,7 @@ impl Message {
         Message {
             mti,
             header: None,
+            present: [0; 4],
             slots: [ABSENT; 256],
             arena: Vec::new(),
         }
@@ -525,8 +526,10 @@ impl Message {
     /// for b). Checked against the dialect at encode.
     pub fn set(&mut self, n: u8, value: impl AsRef<[u8]>) -> &mut Message {
         let v = value.as_ref();
+        let had = self.has(n);
+        self.present[(n >> 6) as usize] |= 1 << (n & 63);
         let slot = &mut self.slots[n as usize];
-        if slot.start != u32::MAX && v.len() <= slot.len as usize {
+        if had && v.len() <= slot.len as usize {
             let s = slot.start as usize;
             self.arena[s..s + v.len()].copy_from_slice(v);
             slot.len = v.len() as u32;
@@ -544,15 +547,15 @@ impl Message {
         self.set(n, format!("{v:0width$}"))
     }
     pub fn remove(&mut self, n: u8) -> &mut Message {
-        self.slots[n as usize] = ABSENT;
+        self.present[(n >> 6) as usize] &= !(1 << (n & 63));
         self
     }
     #[inline]
     pub fn get(&self, n: u8) -> Option<&[u8]> {
-        let s = self.slots[n as usize];
-        if s.start == u32::MAX {
+        if !self.has(n) {
             return None;
         }
+        let s = self.slots[n as usize];
         self.arena
             .get(s.start as usize..(s.start as usize + s.len as usize))
     }
@@ -562,7 +565,7 @@ impl Message {
     }
     #[inline]
     pub fn has(&self, n: u8) -> bool {
-        self.slots[n as usize].start != u32::MAX
+        self.present[(n >> 6) as usize] & (1 << (n & 63)) != 0
     }
     /// Present fields in ascending order (including any out-of-range numbers that were set).
     pub fn fields(&self) -> impl Iterator<Item = (u8, &[u8])> {
@@ -589,12 +592,26 @@ impl Message {
 
     fn encode_inner(&self, dialect: &Dialect, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let fail = |field, kind| EncodeError { field, kind };
-        if let Some(n) = (0..=255u8)
-            .filter(|n| !(2..=128).contains(n))
-            .find(|&n| self.has(n))
-        {
-            return Err(fail(Some(n), EncodeErrorKind::NoSuchField));
+        let [w0, w1, w2, w3] = self.present;
+        // Fields 0, 1 and 129–255 have no place on the wire.
+        if w0 & 0b11 != 0 || w2 & !1 != 0 || w3 != 0 {
+            let n = self
+                .fields()
+                .map(|(n, _)| n)
+                .find(|n| !(2..=128).contains(n));
+            return Err(fail(n, EncodeErrorKind::NoSuchField));
         }
+        // ISO bit order: field n of 1–64 is bit 64 − n of the big-endian word.
+        let mut primary = ((w0 >> 1) | (w1 << 63)).reverse_bits();
+        let secondary = ((w1 >> 1) | (w2 << 63)).reverse_bits();
+        if secondary != 0 {
+            if !dialect.secondary_bitmap {
+                let first = (65..=128u8).find(|&n| self.has(n));
+                return Err(fail(first, EncodeErrorKind::SecondaryNotAllowed));
+            }
+            primary |= 1 << 63;
+        }
+        out.reserve(dialect.header_len() + 36 + self.arena.len() + 3 * 16);
         if let Some(h) = &dialect.header {
             let hb = self.header.as_deref().unwrap_or(&h.default);
             if hb.len() != h.length {
@@ -611,40 +628,33 @@ impl Message {
         match dialect.mti {
             MtiEncoding::Bcd => {
                 let d = self.mti.digits();
-                out.push((d[0] - b'0') << 4 | (d[1] - b'0'));
-                out.push((d[2] - b'0') << 4 | (d[3] - b'0'));
+                out.extend_from_slice(&[
+                    ((d[0] - b'0') << 4) | (d[1] - b'0'),
+                    ((d[2] - b'0') << 4) | (d[3] - b'0'),
+                ]);
             }
             MtiEncoding::Ascii => out.extend_from_slice(&self.mti.digits()),
-        }
-        let mut primary = 0u64;
-        let mut secondary = 0u64;
-        for n in 2..=64u8 {
-            if self.has(n) {
-                primary |= 1 << (64 - n as u32);
-            }
-        }
-        for n in 65..=128u8 {
-            if self.has(n) {
-                secondary |= 1 << (128 - n as u32);
-            }
-        }
-        if secondary != 0 {
-            if !dialect.secondary_bitmap {
-                let first = (65..=128u8).find(|&n| self.has(n));
-                return Err(fail(first, EncodeErrorKind::SecondaryNotAllowed));
-            }
-            primary |= 1 << 63;
         }
         write_bitmap(dialect.bitmap, primary, out);
         if secondary != 0 {
             write_bitmap(dialect.bitmap, secondary, out);
         }
-        for n in 2..=128u8 {
-            let Some(v) = self.get(n) else { continue };
-            let spec = dialect
-                .field(n)
-                .ok_or(fail(Some(n), EncodeErrorKind::NotInDialect))?;
-            codec::encode(spec, v, out).map_err(|k| fail(Some(n), k))?;
+        for (base, map) in [(0u32, primary & !(1 << 63)), (64, secondary)] {
+            let mut m = map;
+            while m != 0 {
+                let bit = m.leading_zeros();
+                m &= !(1u64 << (63 - bit));
+                let n = (base + bit + 1) as u8;
+                let s = self.slots[n as usize];
+                let v = self
+                    .arena
+                    .get(s.start as usize..s.start as usize + s.len as usize)
+                    .unwrap_or_default();
+                let spec = dialect
+                    .field(n)
+                    .ok_or(fail(Some(n), EncodeErrorKind::NotInDialect))?;
+                codec::encode(spec, v, out).map_err(|k| fail(Some(n), k))?;
+            }
         }
         Ok(())
     }
