@@ -306,7 +306,7 @@ fn cup_60(
         f.read_capability = c.read_capability;
         f.ic_condition = c.ic_condition;
     }
-    f.try_to_digits()
+    f.to_digits()
 }
 
 fn amount(m: &mut Message, minor: u64, currency: u16) {
@@ -389,7 +389,7 @@ pub fn void(d: &Dialect, i: &TxnInput, o: &OriginalTxn) -> Result<Message, Build
                 orig_stan: o.stan.ok_or(missing("a CUP void", "the original STAN"))?,
                 ..Field61::default()
             };
-            m.set(61, f61.try_to_digits()?);
+            m.set(61, f61.to_digits()?);
             if let Some(op) = &i.operator {
                 m.set(63, op);
             }
@@ -425,7 +425,7 @@ fn field90(o: &OriginalTxn, txn: &'static str) -> Result<String, BuildError> {
         acquirer_id: o.acquirer_id.clone().unwrap_or_default(),
         forwarding_id: o.forwarding_id.clone().unwrap_or_default(),
     }
-    .try_to_digits()?)
+    .to_digits()?)
 }
 
 /// Refund. `cup`: 0220 advice with 2 + 14 (never 35/52/55), 3 = 200000, 60.1 = 25, 37 and
@@ -456,7 +456,7 @@ pub fn refund(d: &Dialect, i: &TxnInput, o: &OriginalTxn) -> Result<Message, Bui
                 ),
                 ..Field61::default()
             };
-            m.set(61, f61.try_to_digits()?);
+            m.set(61, f61.to_digits()?);
             if let Some(op) = &i.operator {
                 m.set(63, op);
             }
@@ -579,7 +579,7 @@ pub fn settlement(d: &Dialect, i: &SettlementInput) -> Result<Message, BuildErro
     let mut m = new_msg(500, &i.header);
     m.set_num(11, i.stan as u64, 6);
     terminal(&mut m, &i.tid, &i.mid);
-    m.set(48, i.totals.try_to_digits()?);
+    m.set(48, i.totals.to_digits()?);
     m.set_num(49, i.currency as u64, 3);
     match d.family {
         DialectFamily::Cup => {
@@ -709,7 +709,7 @@ pub fn response(
         m.set(32, x);
     }
     if let Some(f) = &r.fee {
-        m.set(d.fee_field, f.try_to_digits()?);
+        m.set(d.fee_field, f.to_digits()?);
     }
     Ok(m)
 }

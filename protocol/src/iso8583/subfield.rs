@@ -7,7 +7,7 @@
 //! use protocol::iso8583::subfield::Field60;
 //! let f = Field60::parse("25000001000").unwrap();
 //! assert_eq!((f.type_code, f.batch, f.network_code), (25, 1, Some(0)));
-//! assert_eq!(f.to_digits(), "25000001000");
+//! assert_eq!(f.to_digits().unwrap(), "25000001000");
 //! ```
 
 use std::fmt::Write as _;
@@ -127,7 +127,8 @@ impl Field60 {
             account_type: opt(14, 3).map(|x| x as u16),
         })
     }
-    pub fn try_to_digits(&self) -> Result<String, SubfieldError> {
+    /// Fails when a number does not fit its width.
+    pub fn to_digits(&self) -> Result<String, SubfieldError> {
         let mut s = String::with_capacity(17);
         put(&mut s, 60, "60.1", self.type_code as u64, 2)?;
         put(&mut s, 60, "60.2", self.batch as u64, 6)?;
@@ -145,10 +146,6 @@ impl Field60 {
             }
         }
         Ok(s)
-    }
-    /// The digits; out-of-range numbers yield a longer string that encoding then rejects.
-    pub fn to_digits(&self) -> String {
-        self.try_to_digits().unwrap_or_else(|_| "9".repeat(18))
     }
 }
 
@@ -177,7 +174,8 @@ impl Field61 {
             auth_institution: v.get(18..29).map(str::to_string),
         })
     }
-    pub fn try_to_digits(&self) -> Result<String, SubfieldError> {
+    /// Fails when a number does not fit its width.
+    pub fn to_digits(&self) -> Result<String, SubfieldError> {
         let mut s = String::with_capacity(29);
         put(&mut s, 61, "61.1", self.orig_batch as u64, 6)?;
         put(&mut s, 61, "61.2", self.orig_stan as u64, 6)?;
@@ -192,9 +190,6 @@ impl Field61 {
             digits_exact(&mut s, 61, inst, 11)?;
         }
         Ok(s)
-    }
-    pub fn to_digits(&self) -> String {
-        self.try_to_digits().unwrap_or_else(|_| "9".repeat(30))
     }
 }
 
@@ -248,7 +243,8 @@ impl Field90 {
             forwarding_id: v.get(31..42).unwrap_or_default().to_string(),
         })
     }
-    pub fn try_to_digits(&self) -> Result<String, SubfieldError> {
+    /// Fails when a number does not fit its width.
+    pub fn to_digits(&self) -> Result<String, SubfieldError> {
         let mut s = String::with_capacity(42);
         put(&mut s, 90, "90.1", self.orig_mti.value() as u64, 4)?;
         put(&mut s, 90, "90.2", self.orig_stan as u64, 6)?;
@@ -256,9 +252,6 @@ impl Field90 {
         digits_exact(&mut s, 90, &self.acquirer_id, 11)?;
         digits_exact(&mut s, 90, &self.forwarding_id, 11)?;
         Ok(s)
-    }
-    pub fn to_digits(&self) -> String {
-        self.try_to_digits().unwrap_or_else(|_| "9".repeat(43))
     }
 }
 
@@ -291,7 +284,7 @@ pub mod reconciliation {
 ///                        credit_count: 1, reconciliation: 0 },
 ///     foreign: Totals::default(),
 /// };
-/// assert_eq!(&t.to_digits()[..31], "0000000100000010000000033330010");
+/// assert_eq!(&t.to_digits().unwrap()[..31], "0000000100000010000000033330010");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SettlementTotals {
@@ -319,7 +312,8 @@ impl SettlementTotals {
             },
         })
     }
-    pub fn try_to_digits(&self) -> Result<String, SubfieldError> {
+    /// Fails when a number does not fit its width.
+    pub fn to_digits(&self) -> Result<String, SubfieldError> {
         let mut s = String::with_capacity(62);
         for t in [&self.domestic, &self.foreign] {
             put(&mut s, 48, "debit amount", t.debit_amount, 12)?;
@@ -335,9 +329,6 @@ impl SettlementTotals {
             )?;
         }
         Ok(s)
-    }
-    pub fn to_digits(&self) -> String {
-        self.try_to_digits().unwrap_or_else(|_| "9".repeat(63))
     }
     /// Both groups balanced (the 0510's answer when the host agrees).
     pub fn is_balanced(&self) -> bool {
@@ -359,8 +350,8 @@ impl SettlementTotals {
 /// use protocol::iso8583::subfield::FeeInfo;
 /// // Sale of 100.00 at 0.6 %: fee 0.60, net 99.40.
 /// let f = FeeInfo { fee: 60, net: 9940, returned_fee: 0 };
-/// assert_eq!(f.to_digits(), "000000000060000000009940000000000000");
-/// assert_eq!(FeeInfo::parse(&f.to_digits()).unwrap(), f);
+/// assert_eq!(f.to_digits().unwrap(), "000000000060000000009940000000000000");
+/// assert_eq!(FeeInfo::parse(&f.to_digits().unwrap()).unwrap(), f);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FeeInfo {
@@ -370,7 +361,7 @@ pub struct FeeInfo {
 }
 
 impl FeeInfo {
-    /// The field number is only for error messages.
+    /// Errors name field 57; [`FeeInfo::from_message`] names the dialect's fee field.
     pub fn parse(v: &str) -> Result<FeeInfo, SubfieldError> {
         check_len(57, v, &[36])?;
         Ok(FeeInfo {
@@ -379,22 +370,25 @@ impl FeeInfo {
             returned_fee: num(v, 24, 12),
         })
     }
-    pub fn try_to_digits(&self) -> Result<String, SubfieldError> {
+    /// Fails when a number does not fit its width.
+    pub fn to_digits(&self) -> Result<String, SubfieldError> {
         let mut s = String::with_capacity(36);
         put(&mut s, 57, "fee", self.fee, 12)?;
         put(&mut s, 57, "net", self.net, 12)?;
         put(&mut s, 57, "returned fee", self.returned_fee, 12)?;
         Ok(s)
     }
-    pub fn to_digits(&self) -> String {
-        self.try_to_digits().unwrap_or_else(|_| "9".repeat(37))
-    }
     /// The fee field of a reply, if present and well formed.
     pub fn from_message(
         dialect: &Dialect,
         m: &impl FieldSource,
     ) -> Option<Result<FeeInfo, SubfieldError>> {
-        m.text(dialect.fee_field).map(|v| FeeInfo::parse(&v))
+        m.text(dialect.fee_field).map(|v| {
+            FeeInfo::parse(&v).map_err(|e| SubfieldError {
+                field: dialect.fee_field,
+                ..e
+            })
+        })
     }
 }
 
@@ -469,14 +463,16 @@ mod tests {
     fn field60_forms() {
         let f = Field60::parse("22000001").unwrap();
         assert_eq!(f.network_code, None);
-        assert_eq!(f.to_digits(), "22000001");
+        assert_eq!(f.to_digits().unwrap(), "22000001");
         let f = Field60::parse("00000123003").unwrap();
         assert_eq!(f, Field60::new(0, 123, 3));
         let mut g = Field60::new(22, 1, 0);
         g.ic_condition = Some(2); // fallback swipe: 60.4 filled with 0
-        assert_eq!(g.to_digits(), "2200000100002");
+        assert_eq!(g.to_digits().unwrap(), "2200000100002");
         assert_eq!(
-            Field60::parse(&g.to_digits()).unwrap().read_capability,
+            Field60::parse(&g.to_digits().unwrap())
+                .unwrap()
+                .read_capability,
             Some(0)
         );
         assert!(matches!(
@@ -486,7 +482,7 @@ mod tests {
         assert_eq!(Field60::parse("22x00001").unwrap_err().position, 2);
         let big = Field60::new(22, 1_000_000, 0);
         assert!(matches!(
-            big.try_to_digits().unwrap_err().kind,
+            big.to_digits().unwrap_err().kind,
             SubfieldErrorKind::Overflow { what: "60.2", .. }
         ));
     }
@@ -498,21 +494,21 @@ mod tests {
             orig_stan: 123,
             ..Field61::default()
         };
-        assert_eq!(void.to_digits(), "000001000123");
+        assert_eq!(void.to_digits().unwrap(), "000001000123");
         let refund = Field61 {
             orig_date: Some("1126".into()),
             ..void.clone()
         };
-        assert_eq!(refund.to_digits(), "0000010001231126");
+        assert_eq!(refund.to_digits().unwrap(), "0000010001231126");
         assert_eq!(Field61::parse("0000010001231126").unwrap(), refund);
         let full = Field61 {
             auth_method: Some(1),
             auth_institution: Some("4800".into()),
             ..refund
         };
-        assert_eq!(full.to_digits(), "00000100012311260100000004800");
+        assert_eq!(full.to_digits().unwrap(), "00000100012311260100000004800");
         assert_eq!(
-            Field61::parse(&full.to_digits())
+            Field61::parse(&full.to_digits().unwrap())
                 .unwrap()
                 .auth_institution
                 .as_deref(),
@@ -529,7 +525,7 @@ mod tests {
             acquirer_id: "12345".into(),
             forwarding_id: String::new(),
         };
-        let d = f.to_digits();
+        let d = f.to_digits().unwrap();
         assert_eq!(d, "020000012411260200000000001234500000000000");
         assert_eq!(d.len(), 42);
         let back = Field90::parse(&d).unwrap();
@@ -549,11 +545,21 @@ mod tests {
             },
             foreign: Totals::default(),
         };
-        let d = t.to_digits();
+        let d = t.to_digits().unwrap();
         assert_eq!(d.len(), 62);
         assert_eq!(&d[..31], "0000000100000010000000100000031");
         assert_eq!(SettlementTotals::parse(&d).unwrap(), t);
         assert!(t.is_balanced());
+        let mut over = t;
+        over.foreign.credit_count = 1000;
+        assert!(matches!(
+            over.to_digits().unwrap_err().kind,
+            SubfieldErrorKind::Overflow {
+                what: "credit count",
+                value: 1000,
+                width: 3
+            }
+        ));
         assert_eq!(SettlementTotals::parse(&d[..31]).unwrap(), t);
     }
 
@@ -593,13 +599,13 @@ mod tests {
         fn composites_round_trip(tc in 0u8..100, batch in 0u32..1_000_000, nc in proptest::option::of(0u16..1000),
                                  stan in 0u32..1_000_000, amt in 0u64..1_000_000_000_000, cnt in 0u32..1000) {
             let f = Field60 { network_code: nc, ..Field60::new(tc, batch, 0) };
-            prop_assert_eq!(Field60::parse(&f.to_digits()).unwrap(), f);
+            prop_assert_eq!(Field60::parse(&f.to_digits().unwrap()).unwrap(), f);
             let g = Field61 { orig_batch: batch, orig_stan: stan, orig_date: Some("0229".into()), ..Field61::default() };
-            prop_assert_eq!(Field61::parse(&g.to_digits()).unwrap(), g);
+            prop_assert_eq!(Field61::parse(&g.to_digits().unwrap()).unwrap(), g);
             let t = SettlementTotals { domestic: Totals { debit_amount: amt, debit_count: cnt, credit_amount: amt / 3, credit_count: cnt / 2, reconciliation: 2 }, foreign: Totals { debit_amount: amt / 7, ..Totals::default() } };
-            prop_assert_eq!(SettlementTotals::parse(&t.to_digits()).unwrap(), t);
+            prop_assert_eq!(SettlementTotals::parse(&t.to_digits().unwrap()).unwrap(), t);
             let fee = FeeInfo { fee: amt / 100, net: amt - amt / 100, returned_fee: amt / 1000 };
-            prop_assert_eq!(FeeInfo::parse(&fee.to_digits()).unwrap(), fee);
+            prop_assert_eq!(FeeInfo::parse(&fee.to_digits().unwrap()).unwrap(), fee);
         }
 
         #[test]
