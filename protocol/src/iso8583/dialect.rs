@@ -366,16 +366,14 @@ struct RawDialect {
     #[serde(default)]
     secondary_bitmap: bool,
     length_prefix: RawPrefix,
-    #[serde(default = "default_max_frame")]
-    max_frame: usize,
+    #[serde(default)]
+    max_frame: Option<Spanned<usize>>,
     length_encoding: LengthEncoding,
     fee_field: Spanned<u8>,
     fields: Vec<Spanned<RawField>>,
 }
 
-fn default_max_frame() -> usize {
-    8192
-}
+const DEFAULT_MAX_FRAME: usize = 8192;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -471,12 +469,16 @@ impl RawDialect {
                 }
             }
         };
-        if self.max_frame == 0 || self.max_frame > 65_535 + 4 {
-            return Err(at(
-                serde_saphyr::Location::UNKNOWN,
-                format!("max_frame {} is out of range 1..=65539", self.max_frame),
-            ));
-        }
+        let max_frame = match self.max_frame {
+            None => DEFAULT_MAX_FRAME,
+            Some(m) if (1..=65_535).contains(&m.value) => m.value,
+            Some(m) => {
+                return Err(at(
+                    m.referenced,
+                    format!("max_frame {} is out of range 1..=65535", m.value),
+                ));
+            }
+        };
         let mut fields: Box<[Option<FieldSpec>; 129]> = Box::new(std::array::from_fn(|_| None));
         for f in self.fields {
             let loc = f.referenced;
@@ -628,7 +630,7 @@ impl RawDialect {
             length_prefix: LengthPrefixed {
                 kind: self.length_prefix.kind,
                 includes_self: self.length_prefix.includes_self,
-                max_frame: self.max_frame,
+                max_frame,
             },
             fee_field: fee,
             fields,
@@ -715,6 +717,10 @@ mod tests {
         let e = Dialect::from_yaml_str(&src3, "t.yaml").unwrap_err();
         assert_eq!(e.line, 9, "{e}");
 
+        let src5 = src.replace("fee_field: 63", "fee_field: 63\nmax_frame: 0");
+        let e = Dialect::from_yaml_str(&src5, "t.yaml").unwrap_err();
+        assert_eq!((e.line, e.column), (8, 12), "{e}");
+
         let src4 = src.replace(
             "type: n, max: 3, data: ascii",
             "type: an, max: 3, data: bcd_left",
@@ -726,14 +732,24 @@ mod tests {
 
     #[test]
     fn hostile_yaml_is_bounded() {
-        // A billion-laughs style document must fail on the budget, not exhaust memory.
-        let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..12 {
-            let p = i - 1;
-            s.push_str(&format!(
-                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-            ));
+        // Well-typed, but with more aliases than the budget allows: refused by the budget.
+        let mut s = String::from(
+            "name: &n t\nfamily: iso87\nmti: ascii\nbitmap: binary\nlength_prefix: {kind: binary2}\n\
+             length_encoding: ascii\nfee_field: 63\nfields:\n",
+        );
+        for _ in 0..1_001 {
+            s.push_str("  - {no: 63, name: *n, type: ans, max: 9, length: llvar, data: ascii}\n");
         }
-        assert!(Dialect::from_yaml_str(&s, "bomb.yaml").is_err());
+        let e = Dialect::from_yaml_str(&s, "aliases.yaml").unwrap_err();
+        assert!(e.message.to_lowercase().contains("alias"), "{e}");
+        assert!(!e.message.contains("twice"), "{e}");
+        // Oversized input is refused before parsing.
+        let big = "#".repeat(MAX_FILE_BYTES + 1);
+        assert!(
+            Dialect::from_yaml_str(&big, "big.yaml")
+                .unwrap_err()
+                .message
+                .contains("limit")
+        );
     }
 }
