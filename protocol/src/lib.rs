@@ -7,6 +7,7 @@
 pub mod card;
 pub mod escpos;
 pub mod fixture;
+pub mod iso8583;
 pub mod money;
 pub mod riglink;
 pub mod time;
