@@ -3,4 +3,5 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+pub mod import;
 pub mod journal;

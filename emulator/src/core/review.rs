@@ -230,8 +230,7 @@ mod tests {
             reason: "06".into(),
             tries: 1,
             pan_encrypted: vec![],
-            expiry: None,
-            request_sent: true,
+            request: Default::default(),
         });
         j
     }

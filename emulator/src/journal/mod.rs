@@ -178,11 +178,17 @@ pub struct PendingRecord {
     pub tries: u32,
     /// The full PAN, encrypted under the journal key; deleted with the record.
     pub pan_encrypted: Vec<u8>,
-    /// Card expiry YYMM, for field 14 of an advice.
-    pub expiry: Option<String>,
-    /// The request was actually sent at least once (a reversal of a request that never left
-    /// is deleted, not sent).
-    pub request_sent: bool,
+    /// The request it reverses or resends, without the PAN (fields 2, 35, 36, 52, 55 and the
+    /// MAC are never stored): MTI, TPDU + header, and the remaining fields as text.
+    pub request: StoredRequest,
+}
+
+/// A request as the journal keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StoredRequest {
+    pub mti: u16,
+    pub header: Option<Vec<u8>>,
+    pub fields: Vec<(u8, String)>,
 }
 
 /// Counters that must never repeat across power cycles.
@@ -232,8 +238,6 @@ pub enum JournalOp {
     CloseBatch {
         batch: u32,
     },
-    /// The last printed receipt (ESC/POS), for reprint.
-    SetLastReceipt(Vec<u8>),
 }
 
 /// The whole journal in memory.
@@ -243,7 +247,6 @@ pub struct JournalState {
     pub pending: Vec<PendingRecord>,
     pub counters: Counters,
     pub session: Session,
-    pub last_receipt: Option<Vec<u8>>,
 }
 
 impl JournalState {
@@ -268,7 +271,6 @@ impl JournalState {
                     t.settled = true;
                 }
             }
-            JournalOp::SetLastReceipt(r) => self.last_receipt = Some(r.clone()),
         }
     }
 
@@ -401,8 +403,11 @@ mod tests {
                 reason: "06".into(),
                 tries: 0,
                 pan_encrypted: vec![1, 2, 3],
-                expiry: Some("2812".into()),
-                request_sent: false,
+                request: StoredRequest {
+                    mti: 220,
+                    header: None,
+                    fields: vec![(4, "000000003333".into()), (14, "2812".into())],
+                },
             }),
             JournalOp::PutTxn(Box::new(approved)),
             JournalOp::SetCounters(Counters {
@@ -419,7 +424,6 @@ mod tests {
             }),
             JournalOp::DeletePending { txn_id: 1 },
             JournalOp::CloseBatch { batch: 1 },
-            JournalOp::SetLastReceipt(vec![0x1B, 0x40, b'x']),
         ]
     }
 

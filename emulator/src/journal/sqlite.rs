@@ -187,12 +187,6 @@ impl JournalStore for SqliteStore {
                         put_txn(&tx, &t)?;
                     }
                 }
-                JournalOp::SetLastReceipt(bytes) => {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_receipt', ?1)",
-                        params![bytes],
-                    )?;
-                }
             }
         }
         tx.commit()?;
@@ -237,7 +231,6 @@ impl JournalStore for SqliteStore {
         if let Some(s) = meta("session")? {
             state.session = serde_json::from_slice(&s).map_err(|e| corrupt("session", e))?;
         }
-        state.last_receipt = meta("last_receipt")?;
         Ok(state)
     }
 }

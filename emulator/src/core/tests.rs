@@ -1,0 +1,491 @@
+//! The core on virtual time, rule by rule. The host side is played with the shared ISO 8583
+//! builders (`builder::response`, `mac::sign`) and the ECR side with the shared ZVT ECR
+//! sequencer, so no test carries a private protocol peer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use protocol::fixture::cards::{CardFixture, CardSet};
+use protocol::fixture::journal::{JournalFixture, ResolveContext, TxnType};
+use protocol::fixture::keys::TestKeys;
+use protocol::fixture::terminal::TerminalProfile;
+use protocol::iso8583::builder::{self, ReplyInput};
+use protocol::iso8583::keys::{DoubleKey, WorkingKeys};
+use protocol::iso8583::subfield::FeeInfo;
+use protocol::iso8583::{Message, MessageRef, mac};
+use protocol::riglink::{FaultKind, KeyName};
+use protocol::time::Instant;
+
+use super::*;
+use crate::journal::{EntryMode, JournalStore, MemoryStore, Outcome, PendingKind, TxnRecord};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cards() -> CardSet {
+    CardFixture::load_dir(&root().join("fixtures/cards")).unwrap()
+}
+
+fn keys() -> TestKeys {
+    TestKeys::from_path(&root().join("fixtures/keys/test-keys.yaml")).unwrap()
+}
+
+fn start() -> Instant {
+    Instant::parse_rfc3339("2026-11-26T10:00:00+08:00").unwrap()
+}
+
+/// A terminal on a bench: outputs collected, journal applied to a memory store, host
+/// requests decoded for the test to answer.
+struct Bench {
+    t: Terminal,
+    now: Instant,
+    store: MemoryStore,
+    displays: Vec<Vec<String>>,
+    printed: Vec<Vec<u8>>,
+    requests: Vec<Message>,
+    ecr_out: Vec<Vec<u8>>,
+    host_rx: Vec<u8>,
+    working: WorkingKeys,
+    cfg: TerminalConfig,
+}
+
+impl Bench {
+    fn new(profile: &str, journal: Option<&str>, link: EcrLink) -> Bench {
+        let profile =
+            TerminalProfile::from_path(&root().join("fixtures/terminals").join(profile)).unwrap();
+        let cfg = TerminalConfig::new(profile, &keys(), None, link).unwrap();
+        let mut store = MemoryStore::new();
+        if let Some(j) = journal {
+            let fx = JournalFixture::from_path(&root().join("fixtures/journals").join(j)).unwrap();
+            let set = cards();
+            let lookup = |n: &str| set.get(n).map(|c| c.pan().clone());
+            let txns = fx
+                .resolve(&ResolveContext {
+                    now: start(),
+                    time_zone: cfg.profile.time_zone,
+                    terminal_id: &cfg.profile.terminal_id,
+                    currency: cfg.profile.currency,
+                    card_pan: &lookup,
+                })
+                .unwrap();
+            store
+                .commit(&crate::import::import_ops(
+                    &txns,
+                    &cfg.pan_hash_key,
+                    &store.load().unwrap(),
+                ))
+                .unwrap();
+        }
+        let working = WorkingKeys {
+            pin: DoubleKey::new([0x11; 16]),
+            mac: DoubleKey::new([0x22; 16]),
+        };
+        let t = Terminal::power_on(cfg.clone(), store.load().unwrap(), start());
+        let mut b = Bench {
+            t,
+            now: start(),
+            store,
+            displays: vec![],
+            printed: vec![],
+            requests: vec![],
+            ecr_out: vec![],
+            host_rx: vec![],
+            working,
+            cfg,
+        };
+        b.run();
+        b
+    }
+
+    fn run(&mut self) {
+        while let Some(o) = self.t.poll_output() {
+            match o {
+                Output::Display(d) => self.displays.push(d),
+                Output::Print(p) => self.printed.push(p),
+                Output::Journal(op) => self.store.commit(&[op]).unwrap(),
+                Output::HostBytes(b) => {
+                    self.host_rx.extend_from_slice(&b);
+                    while let Ok(Some(frame)) =
+                        self.cfg.dialect.length_prefix.decode(&mut self.host_rx)
+                    {
+                        let m = MessageRef::decode(&self.cfg.dialect, &frame)
+                            .unwrap()
+                            .to_owned();
+                        self.requests.push(m);
+                    }
+                }
+                Output::EcrBytes(b) => self.ecr_out.push(b),
+                _ => {}
+            }
+        }
+    }
+
+    fn ev(&mut self, e: Event) {
+        self.t.handle(e, self.now);
+        self.run();
+    }
+
+    fn keys(&mut self, spec: &str) {
+        for k in spec.split_whitespace() {
+            let names: Vec<KeyName> = match k {
+                "MENU" => vec![KeyName::Menu],
+                "ENTER" => vec![KeyName::Enter],
+                "CANCEL" => vec![KeyName::Cancel],
+                "F1" => vec![KeyName::F1],
+                "F2" => vec![KeyName::F2],
+                digits => digits.bytes().map(|b| KeyName::Digit(b - b'0')).collect(),
+            };
+            for n in names {
+                self.ev(Event::Key(n));
+            }
+        }
+    }
+
+    fn card(&mut self, how: &str, name: &str) {
+        let c = Box::new(cards().get(name).unwrap().clone());
+        self.ev(Event::Card(match how {
+            "swipe" => CardEvent::Swipe(c),
+            "insert" => CardEvent::Insert(c),
+            _ => CardEvent::Tap(c),
+        }));
+    }
+
+    fn display(&self) -> String {
+        self.t.display().join("|")
+    }
+
+    /// Answers the last request as the host would, with `code`, signed when the profile MACs.
+    fn answer(&mut self, code: &str, fee: Option<FeeInfo>) {
+        let req = self.requests.last().unwrap().clone();
+        let mut reply = builder::response(
+            &self.cfg.dialect,
+            &req,
+            &ReplyInput {
+                code: code.into(),
+                rrn: Some("100000000042".into()),
+                auth_code: (code == "00").then(|| "654321".into()),
+                fee,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        if req.mti.value() == 800 {
+            reply.set(62, self.working.to_field62(&self.cfg.tmk));
+        }
+        let mut frame = Vec::new();
+        if self.cfg.profile.mac == protocol::fixture::terminal::MacMode::X919
+            && req.mti.value() != 800
+        {
+            mac::sign(&self.cfg.dialect, &mut reply, &self.working.mac, &mut frame).unwrap();
+        } else {
+            reply.encode_into(&self.cfg.dialect, &mut frame).unwrap();
+        }
+        let mut wire = Vec::new();
+        self.cfg
+            .dialect
+            .length_prefix
+            .encode(&frame, &mut wire)
+            .unwrap();
+        self.ev(Event::HostBytes(wire));
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(dl) = self.t.poll_timeout() {
+            if dl > until {
+                break;
+            }
+            self.now = dl.max(self.now);
+            self.t.handle_timeout(self.now);
+            self.run();
+        }
+        self.now = until;
+    }
+
+    fn last_txn(&self) -> TxnRecord {
+        self.t.journal().txns.last().unwrap().clone()
+    }
+}
+
+fn sign_on_cup(b: &mut Bench) {
+    b.keys("MENU 5 ENTER");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 800);
+    b.answer("00", None);
+    assert!(b.display().contains("签到成功"), "{}", b.display());
+    b.keys("ENTER");
+}
+
+#[test]
+fn cup_keypad_refund_end_to_end() {
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    assert!(b.display().contains("欢迎光临"), "{}", b.display());
+    sign_on_cup(&mut b);
+    let printed = b.printed.len();
+    b.keys("MENU 3 ENTER");
+    assert!(b.display().contains("主管密码"), "{}", b.display());
+    b.keys("123456 ENTER");
+    assert!(b.display().contains("请刷卡"), "{}", b.display());
+    b.card("swipe", "unionpay_magstripe_01");
+    assert!(b.display().contains("原参考号"), "{}", b.display());
+    b.keys("000000000101 ENTER 1126 ENTER 3333 ENTER");
+    assert!(b.display().contains("33.33"), "{}", b.display());
+    let sent = b.requests.len();
+    b.keys("ENTER ENTER");
+    assert_eq!(b.requests.len(), sent + 1, "one advice for two ENTERs");
+    let req = b.requests.last().unwrap().clone();
+    assert_eq!(req.mti.value(), 220);
+    assert_eq!(req.get_str(3), Some("200000"));
+    assert_eq!(req.get_str(4), Some("000000003333"));
+    assert_eq!(req.get_str(37), Some("000000000101"));
+    assert!(req.has(2) && req.has(14) && !req.has(35) && !req.has(52) && !req.has(55));
+    assert!(req.has(64), "x9.19 MAC");
+    // The advice is journaled before it leaves.
+    assert_eq!(b.store.state().pending.len(), 1);
+    assert_eq!(b.store.state().pending[0].kind, PendingKind::Advice);
+    b.answer(
+        "00",
+        Some(FeeInfo {
+            fee: 0,
+            net: 3313,
+            returned_fee: 20,
+        }),
+    );
+    assert!(b.display().contains("退货成功"), "{}", b.display());
+    let t = b.last_txn();
+    assert_eq!(t.outcome, Outcome::Approved);
+    assert_eq!(t.fee.unwrap().to_string(), "0.20");
+    assert!(b.store.state().pending.is_empty());
+    assert_eq!(b.printed.len(), printed + 2, "merchant and customer copies");
+    let merchant = protocol::escpos::Parser::parse(&b.printed[printed]);
+    for needle in [
+        "退货",
+        "898310048990001",
+        "20250001",
+        "622202",
+        "凭证号",
+        "参考号",
+        "授权码",
+        "商户存根",
+        "持卡人签名",
+        "手续费",
+        "原参考号",
+    ] {
+        assert!(
+            merchant.contains(needle),
+            "merchant copy lacks {needle}:\n{}",
+            merchant.text()
+        );
+    }
+    let customer = protocol::escpos::Parser::parse(&b.printed[printed + 1]);
+    assert!(customer.contains("持卡人存根") && !customer.contains("手续费"));
+}
+
+#[test]
+fn refusals_before_anything_is_sent() {
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    let sent = b.requests.len();
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 20001 ENTER");
+    assert!(b.display().contains("超过可退金额"), "{}", b.display());
+    assert_eq!(b.requests.len(), sent, "no host message");
+    let slip = protocol::escpos::Parser::parse(b.printed.last().unwrap());
+    assert!(slip.contains("超过可退金额"), "{}", slip.text());
+    b.keys("ENTER");
+    // R-SUP: three wrong supervisor passwords.
+    b.keys("MENU 3 ENTER 111111 ENTER 222222 ENTER");
+    assert!(b.display().contains("密码错误"), "{}", b.display());
+    b.keys("333333 ENTER");
+    assert!(b.display().contains("主管密码错误"), "{}", b.display());
+    b.keys("ENTER");
+    // R-CARD: another card than the original's.
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "unionpay_debit_02");
+    b.keys("000000000101 ENTER 1126 ENTER 100 ENTER");
+    assert!(b.display().contains("卡号不符"), "{}", b.display());
+    assert_eq!(b.requests.len(), sent);
+}
+
+#[test]
+fn manual_sign_on_is_required() {
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    b.keys("MENU 3 ENTER");
+    assert!(b.display().contains("请先签到"), "{}", b.display());
+    assert!(b.requests.is_empty());
+}
+
+#[test]
+fn cup_advice_unanswered_stays_queued_and_goes_first() {
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 220);
+    b.advance(Duration::from_secs(61));
+    assert_eq!(b.store.state().pending.len(), 1, "the advice stays queued");
+    assert_eq!(b.last_txn().outcome, Outcome::Unknown);
+    b.keys("ENTER");
+    // The next refund: the queued advice goes first; it counts against the remainder.
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 19001 ENTER");
+    assert!(
+        b.display().contains("超过可退金额"),
+        "pending advice counts: {}",
+        b.display()
+    );
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 500 ENTER ENTER");
+    let resent = b.requests.last().unwrap().clone();
+    assert_eq!(resent.mti.value(), 220);
+    assert_eq!(
+        resent.get_str(4),
+        Some("000000001000"),
+        "the queued advice first, same amount"
+    );
+    b.answer("94", None);
+    // 94 to a resent advice means approved; then the new refund leaves.
+    let first =
+        b.t.journal()
+            .txns
+            .iter()
+            .find(|t| t.amount.minor() == 1000 && t.kind == TxnType::Refund)
+            .unwrap();
+    assert_eq!(first.outcome, Outcome::Approved);
+    assert_eq!(b.requests.last().unwrap().get_str(4), Some("000000000500"));
+    b.answer("00", None);
+    assert!(b.display().contains("退货成功"));
+}
+
+#[test]
+fn iso87_timeout_reverses_and_blocks_until_it_goes() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    // Auto sign-on at power-on.
+    assert_eq!(b.requests.last().unwrap().mti.value(), 800);
+    b.answer("00", None);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 1000 ENTER ENTER");
+    let req = b.requests.last().unwrap().clone();
+    assert_eq!((req.mti.value(), req.get_str(3)), (200, Some("200000")));
+    assert_eq!(
+        b.store.state().pending[0].kind,
+        PendingKind::Reversal,
+        "reversal record before the request"
+    );
+    b.advance(Duration::from_secs(61));
+    let rev = b.requests.last().unwrap().clone();
+    assert_eq!(rev.mti.value(), 400);
+    assert_eq!(rev.get_str(39), Some("98"));
+    assert!(rev.has(90));
+    b.advance(Duration::from_secs(61));
+    assert_eq!(
+        b.requests.last().unwrap().mti.value(),
+        401,
+        "repeats are 0401"
+    );
+    b.advance(Duration::from_secs(61));
+    b.advance(Duration::from_secs(61));
+    assert_eq!(
+        b.store.state().pending.len(),
+        1,
+        "all tries failed: the record stays"
+    );
+    assert!(b.display().contains("NO REPLY"), "{}", b.display());
+    b.keys("ENTER");
+    // A new transaction: the reversal goes first; unanswered again, the refund is refused.
+    let before = b.requests.len();
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 500 ENTER ENTER");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 401);
+    b.advance(Duration::from_secs(61));
+    assert!(b.display().contains("REVERSAL PENDING"), "{}", b.display());
+    assert_eq!(b.requests.len(), before + 1, "the refund itself never left");
+}
+
+#[test]
+fn power_cut_after_the_reversal_record_recovers_first() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 1000 ENTER ENTER");
+    // Power cut: rebuild from what was committed.
+    let journal = b.store.load().unwrap();
+    assert_eq!(journal.pending.len(), 1);
+    let t = Terminal::power_on(b.cfg.clone(), journal, b.now + Duration::from_secs(5));
+    b.t = t;
+    b.run();
+    let first = b.requests.last().unwrap().clone();
+    assert_eq!(
+        first.mti.value(),
+        400,
+        "the reversal goes before anything else"
+    );
+    b.answer("00", None);
+    let refund =
+        b.t.journal()
+            .txns
+            .iter()
+            .find(|t| t.kind == TxnType::Refund)
+            .unwrap();
+    assert_eq!(refund.outcome, Outcome::Reversed);
+    assert!(b.t.journal().pending.is_empty());
+}
+
+#[test]
+fn paper_out_keeps_the_receipts_until_paper_is_back() {
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    let printed = b.printed.len();
+    b.ev(Event::Fault {
+        kind: FaultKind::PaperOut,
+        on: true,
+    });
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    b.answer("00", None);
+    assert_eq!(b.printed.len(), printed);
+    assert!(b.display().contains("打印机缺纸"), "{}", b.display());
+    assert_eq!(
+        b.last_txn().outcome,
+        Outcome::Approved,
+        "the refund is complete anyway"
+    );
+    b.ev(Event::Fault {
+        kind: FaultKind::PaperOut,
+        on: false,
+    });
+    assert_eq!(b.printed.len(), printed + 2);
+}
+
+#[test]
+fn chip_swipe_is_refused_then_fallback_is_flagged() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "visa_credit_01");
+    assert!(
+        b.display().contains("PLEASE INSERT CARD"),
+        "{}",
+        b.display()
+    );
+    b.ev(Event::Fault {
+        kind: FaultKind::ChipMute,
+        on: true,
+    });
+    b.card("insert", "visa_credit_01");
+    assert!(b.display().contains("CHIP ERROR"), "{}", b.display());
+    b.card("swipe", "visa_credit_01");
+    assert!(b.display().contains("ORIG REF NO"), "{}", b.display());
+    b.keys("000000000201 ENTER 1126 ENTER 100 ENTER ENTER");
+    let req = b.requests.last().unwrap();
+    assert_eq!(req.get_str(22), Some("802"), "fallback entry mode");
+    assert_eq!(b.last_txn().entry_mode, EntryMode::FallbackSwipe);
+}
