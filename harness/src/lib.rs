@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod matcher;
+pub mod render;
 pub mod rig;
 pub mod rules;
 pub mod scenario;
