@@ -2,9 +2,11 @@
 #![forbid(unsafe_code)]
 
 pub mod matcher;
+pub mod redact;
 pub mod render;
 pub mod rig;
 pub mod rules;
+pub mod runner;
 pub mod scenario;
 pub mod snapshot;
 pub mod transcript;

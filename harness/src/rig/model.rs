@@ -250,7 +250,7 @@ fn derive_capabilities(f: &RigFile) -> Vec<String> {
             .collect()
     };
     match f.kind {
-        RigKind::Emulated => all(&["ecr-tcp"]),
+        RigKind::Emulated => all(&[]),
         RigKind::EmulatorProcess => {
             let link = f
                 .ecr
