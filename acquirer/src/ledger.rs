@@ -75,7 +75,7 @@ impl Record {
             _ => self.amount,
         }
     }
-    /// Net to the merchant for this record: sale − fee; refund −amount + fee returned.
+    /// Approved and not voided, reversed or declined since.
     pub fn is_live(&self) -> bool {
         self.status == Status::Approved
     }
@@ -411,13 +411,91 @@ impl Ledger {
         })
     }
 
+    /// Like [`Ledger::find_original`], but a record of `terminal_id` wins over an equal match of
+    /// another terminal: STANs and batches are per terminal, so a key without an RRN could match
+    /// both. A match of another terminal only (the request names someone else's sale) is still
+    /// returned, so the caller can refuse it with 58.
+    pub fn find_original_for(&self, terminal_id: &str, key: &OriginalKey) -> Option<&Record> {
+        if key.is_empty() {
+            return None;
+        }
+        let matches = |r: &&Record| {
+            key.rrn.as_ref().is_none_or(|x| *x == r.rrn)
+                && key.stan.is_none_or(|x| x == r.stan)
+                && key.batch.is_none_or(|x| x == r.batch)
+                && key
+                    .date
+                    .as_ref()
+                    .is_none_or(|x| r.local_date.is_empty() || *x == r.local_date)
+                && key.auth_code.as_ref().is_none_or(|x| *x == r.auth_code)
+        };
+        // Sales first: a refund or void shares no key with a sale of the same terminal except
+        // by accident (a refund's own STAN), and the sale is what a request names.
+        let own = |r: &&Record| r.terminal_id == terminal_id;
+        let sale = |r: &&Record| r.kind == TxnType::Sale;
+        self.records
+            .iter()
+            .rev()
+            .filter(matches)
+            .find(|r| own(r) && sale(r))
+            .or_else(|| self.records.iter().rev().filter(matches).find(own))
+            .or_else(|| self.records.iter().rev().find(matches))
+    }
+
+    /// Records an approval a script forced although the rules refused it (or that has no
+    /// rule, such as a refund without a known original): the host's books then say what its
+    /// reply said, so settlement counts it. No fee is charged or returned.
+    pub fn record_forced_approval(
+        &mut self,
+        kind: TxnType,
+        req: &Request,
+        original: Option<u64>,
+    ) -> (u64, String, String) {
+        let (id, rrn, auth) = self.assign();
+        let pan_hash = req
+            .pan
+            .as_ref()
+            .map(|p| self.hash(p))
+            .unwrap_or(PanHash([0; 32]));
+        let cur = req.amount.currency();
+        if kind == TxnType::Void
+            && let Some(o) = original.and_then(|o| self.record_mut(o))
+        {
+            o.status = Status::Voided;
+        }
+        self.records.push(Record {
+            id,
+            terminal_id: req.terminal_id.clone(),
+            merchant_id: req.merchant_id.clone(),
+            kind,
+            status: Status::Approved,
+            batch: req.batch,
+            stan: req.stan,
+            local_date: req.local_date.clone(),
+            at: req.at,
+            rrn: rrn.clone(),
+            auth_code: auth.clone(),
+            amount: req.amount,
+            surcharge: None,
+            surcharge_refundable: true,
+            pan_masked: req.pan.as_ref().map(|p| p.masked()).unwrap_or_default(),
+            pan_hash,
+            original,
+            fee: Money::zero(cur),
+            refunded: Money::zero(cur),
+            fee_returned: Money::zero(cur),
+            settled: false,
+        });
+        (id, rrn, auth)
+    }
+
     /// Common checks of a void or refund against its original.
     fn check_related(
         &self,
         req: &Request,
         key: &OriginalKey,
     ) -> Result<u64, (&'static str, &'static str)> {
-        let Some(orig) = self.find_original(key) else {
+        let Some(orig) = self.find_original_for(&req.terminal_id, key) else {
             return Err(("25", "original not found"));
         };
         if orig.terminal_id != req.terminal_id {
