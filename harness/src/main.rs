@@ -1,7 +1,12 @@
-//! `posrig`: the command line. The logic lives in the library; this only parses arguments.
-use clap::{Parser, Subcommand};
+//! `posrig`: the command line. The logic lives in the library; this parses arguments and
+//! sets exit codes: 0 all passed, 1 some failed, 2 bad input.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use posrig::cli;
 
 #[derive(Parser)]
 #[command(
@@ -17,24 +22,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run scenarios (the refund suite) on a rig.
-    Run {
+    Run(cli::RunArgs),
+    /// Validate scenario (and rig) files without running them.
+    Check {
         /// Scenario files or folders.
+        #[arg(default_value = "scenarios")]
         paths: Vec<PathBuf>,
+        /// Also validate this rig file.
+        #[arg(long)]
+        rig: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Run { paths } => {
-            for p in &paths {
-                if !p.exists() {
-                    eprintln!("posrig: {}: no such file or folder", p.display());
-                    return ExitCode::from(2);
-                }
-            }
-            println!("posrig: the runner is not built yet; nothing was run");
-            ExitCode::SUCCESS
-        }
-    }
+    let code = match cli.command {
+        Command::Run(args) => cli::run(args),
+        Command::Check { paths, rig } => cli::check(&paths, rig.as_deref()),
+    };
+    ExitCode::from(code)
 }

@@ -10,7 +10,7 @@ use crate::scenario::{CompareOp, MatcherValue};
 #[derive(Clone, Debug)]
 pub enum Matcher {
     Exact(String),
-    Number(i128),
+    Number(i64),
     Regex(Regex),
     Contains(String),
     Present(bool),
@@ -70,7 +70,7 @@ impl Matcher {
                 }
             }
             Matcher::Number(n) => {
-                let got = actual.and_then(|a| a.trim().parse::<i128>().ok());
+                let got = actual.and_then(|a| a.trim().parse::<i64>().ok());
                 if got == Some(*n) {
                     Ok(())
                 } else {

@@ -65,8 +65,8 @@ mod tests {
     fn a_keyed_in_pan_does_not_survive() {
         // vectors.md: refund with manual card entry, PAN 6222021234567894.
         let apdu = [
-            0x06, 0x31, 0x1B, 0x12, 0x34, 0x56, 0x04, 0, 0, 0, 0, 0x19, 0x95, 0x49, 0x09, 0x78, 0x0E, 0x28, 0x12, 0x22, 0xF0, 0xF8, 0x62,
-            0x22, 0x02, 0x12, 0x34, 0x56, 0x78, 0x94,
+            0x06, 0x31, 0x1B, 0x12, 0x34, 0x56, 0x04, 0, 0, 0, 0, 0x19, 0x95, 0x49, 0x09, 0x78,
+            0x0E, 0x28, 0x12, 0x22, 0xF0, 0xF8, 0x62, 0x22, 0x02, 0x12, 0x34, 0x56, 0x78, 0x94,
         ];
         let r = zvt(&apdu);
         assert_eq!(r.len(), apdu.len());
@@ -78,7 +78,10 @@ mod tests {
     fn iso_card_fields_are_overwritten() {
         // vectors.md: the CUP 0220 with field 2 and 35.
         let hexs = "0080600003000060310000000002207020048028c080191962220212345678901230200000000000001000000124021000316222021234567890123d30121011234031323334353637383930313231323334353637383132333435363738393031323334353135360011250000010000001600000100012311260000000000000000";
-        let wire: Vec<u8> = (0..hexs.len()).step_by(2).map(|i| u8::from_str_radix(&hexs[i..i + 2], 16).unwrap()).collect();
+        let wire: Vec<u8> = (0..hexs.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hexs[i..i + 2], 16).unwrap())
+            .collect();
         let d = Dialect::builtin("cup").unwrap();
         let r = iso(&d, &wire).unwrap();
         let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();

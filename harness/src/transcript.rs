@@ -149,25 +149,36 @@ impl Normaliser {
 
     /// Receipt text: identifiers after their labels, dates and times anywhere.
     pub fn receipt_text(&mut self, text: &str) -> String {
+        const KINDS: &[(&str, &[&str], usize)] = &[
+            ("STAN", &["VOUCHER", "凭证号", "TRACE"], 6),
+            ("RRN", &["REF", "参考号", "RRN"], 12),
+            ("AUTH", &["AUTH", "授权码"], 6),
+            ("RECEIPT", &["RECEIPT NO", "收据号"], 4),
+        ];
         let mut out = String::with_capacity(text.len());
+        // A label whose value did not fit on its line labels the next line.
+        let mut carried: Vec<usize> = Vec::new();
         for line in text.lines() {
             let mut l = line.to_string();
             let upper = l.to_uppercase();
-            let kinds: &[(&'static str, &[&str], usize)] = &[
-                ("STAN", &["VOUCHER", "凭证号", "TRACE"], 6),
-                ("RRN", &["REF", "参考号", "RRN"], 12),
-                ("AUTH", &["AUTH", "授权码"], 6),
-                ("RECEIPT", &["RECEIPT NO", "收据号"], 4),
-            ];
-            for (kind, labels, len) in kinds {
-                if labels.iter().any(|lab| upper.contains(lab)) {
-                    l = replace_tokens(&l, *len, |tok| {
-                        // Original references print values the terminal did not assign; keep
-                        // them when first seen on an ORIG line.
-                        Some(self.id(kind, tok))
-                    });
+            let labelled_here: Vec<usize> = (0..KINDS.len())
+                .filter(|&i| KINDS[i].1.iter().any(|lab| upper.contains(lab)))
+                .collect();
+            let mut here = labelled_here.clone();
+            here.append(&mut carried);
+            let mut replaced = Vec::new();
+            for &i in &here {
+                let (kind, _, len) = KINDS[i];
+                let before = l.clone();
+                l = replace_tokens(&l, len, |tok| Some(self.id(kind, tok)));
+                if l != before {
+                    replaced.push(i);
                 }
             }
+            carried = labelled_here
+                .into_iter()
+                .filter(|i| !replaced.contains(i))
+                .collect();
             l = replace_dates_times(&l, self);
             out.push_str(&l);
             out.push('\n');
@@ -261,16 +272,25 @@ impl Transcript {
 
     pub fn push(&mut self, channel: Channel, text: String) {
         let step = self.steps.last_mut().unwrap_or(&mut self.setup);
-        // A display that did not change is not news.
-        if channel == Channel::Display
-            && step
+        if channel == Channel::Display {
+            // A display that did not change is not news.
+            if step
                 .entries
                 .iter()
                 .rev()
                 .find(|e| e.channel == Channel::Display)
                 .is_some_and(|e| e.text == text)
-        {
-            return;
+            {
+                return;
+            }
+            // Frames that follow each other with nothing else happening in between (typing
+            // digits) collapse into the last one: the transcript keeps transitions, not echoes.
+            if let Some(last) = step.entries.last_mut()
+                && last.channel == Channel::Display
+            {
+                last.text = text;
+                return;
+            }
         }
         step.entries.push(Entry { channel, text });
     }
@@ -338,11 +358,11 @@ mod tests {
     #[test]
     fn receipt_lines_normalise_after_labels_only() {
         let mut n = Normaliser::new(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-        let text = "批次号 BATCH: 000001\n凭证号 VOUCHER: 000001\n日期 2026-11-26 10:00:03\n参考号 REF: 100000000001\n金额 AMOUNT: 33.33\n";
+        let text = "批次号 BATCH: 000001\n凭证号 VOUCHER: 000001\n日期 2026-11-26 10:00:03\n参考号 REF: 100000000001\n金额 AMOUNT: 33.33\n原参考号(ORIG REF NO)\n      000000000101\n";
         let out = n.receipt_text(text);
         assert_eq!(
             out,
-            "批次号 BATCH: 000001\n凭证号 VOUCHER: [STAN#1]\n日期 [D0] [TIME]\n参考号 REF: [RRN#1]\n金额 AMOUNT: 33.33\n"
+            "批次号 BATCH: 000001\n凭证号 VOUCHER: [STAN#1]\n日期 [D0] [TIME]\n参考号 REF: [RRN#1]\n金额 AMOUNT: 33.33\n原参考号(ORIG REF NO)\n      [RRN#2]\n"
         );
     }
 
@@ -353,10 +373,16 @@ mod tests {
         t.push(Channel::Display, "退货".into());
         t.push(Channel::HostIn, "0220 4=000000003333".into());
         t.push(Channel::Display, "退货".into());
+        t.push(Channel::Display, "退货成功".into());
         let r = t.render();
         assert_eq!(
             r,
-            "== step 1: keys MENU\nhost << 0220 4=000000003333\ndisplay 退货\n"
+            "== step 1: keys MENU\nhost << 0220 4=000000003333\ndisplay 退货\ndisplay 退货成功\n"
         );
+        // Typing: frames with nothing in between collapse into the last.
+        t.begin_step("keys 1 2".into());
+        t.push(Channel::Display, "1".into());
+        t.push(Channel::Display, "12".into());
+        assert!(t.render().ends_with("== step 2: keys 1 2\ndisplay 12\n"));
     }
 }

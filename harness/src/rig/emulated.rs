@@ -8,9 +8,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use acquirer::Host;
 use acquirer::config::HostConfig;
 use acquirer::host::{ConnId, HostOutput};
-use acquirer::Host;
 use emulator::core::{CardEvent, EcrLink, Event, Output, Terminal, TerminalConfig};
 use emulator::journal::{JournalOp, JournalStore, MemoryStore, Session};
 use protocol::fixture::cards::{CardFixture, CardSet};
@@ -59,7 +59,11 @@ pub fn scenario_start(ls: &LoadedScenario, profile: &TerminalProfile) -> Result<
             let local = chrono::NaiveDate::from_ymd_opt(2026, 11, 26)
                 .and_then(|d| d.and_hms_opt(10, 0, 0))
                 .ok_or("default clock")?;
-            let dt = profile.time_zone.from_local_datetime(&local).earliest().ok_or("default clock")?;
+            let dt = profile
+                .time_zone
+                .from_local_datetime(&local)
+                .earliest()
+                .ok_or("default clock")?;
             Ok(Instant::from_millis(dt.timestamp_millis()))
         }
     }
@@ -81,17 +85,38 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
     let sub = |x: &str| subst(x, &v.vars);
     let profile_path = ls.resolve(&sub(&s.terminal.value)?);
     let profile = TerminalProfile::from_path(&profile_path).map_err(|e| e.to_string())?;
-    let keys_path = ls.resolve(&s.fixtures.keys.as_ref().map(|k| sub(&k.value)).transpose()?.unwrap_or_else(|| "fixtures/keys/test-keys.yaml".into()));
+    let keys_path = ls.resolve(
+        &s.fixtures
+            .keys
+            .as_ref()
+            .map(|k| sub(&k.value))
+            .transpose()?
+            .unwrap_or_else(|| "fixtures/keys/test-keys.yaml".into()),
+    );
     let keys = TestKeys::from_path(&keys_path).map_err(|e| e.to_string())?;
-    let cards_dir = ls.resolve(&s.fixtures.cards.as_ref().map(|k| sub(&k.value)).transpose()?.unwrap_or_else(|| "fixtures/cards".into()));
+    let cards_dir = ls.resolve(
+        &s.fixtures
+            .cards
+            .as_ref()
+            .map(|k| sub(&k.value))
+            .transpose()?
+            .unwrap_or_else(|| "fixtures/cards".into()),
+    );
     let cards = CardFixture::load_dir(&cards_dir).map_err(|e| e.to_string())?;
     let start = scenario_start(ls, &profile)?;
-    let fees = s.acquirer.fees.as_ref().map(|f| sub(&f.value).map(|p| ls.resolve(&p))).transpose()?;
-    let hc = HostConfig::from_fixtures(&ls.root, &profile.dialect, fees.as_deref()).map_err(|e| e.to_string())?;
+    let fees = s
+        .acquirer
+        .fees
+        .as_ref()
+        .map(|f| sub(&f.value).map(|p: String| ls.resolve(&p)))
+        .transpose()?;
+    let hc = HostConfig::from_fixtures(&ls.root, &profile.dialect, fees.as_deref())
+        .map_err(|e| e.to_string())?;
     let mut host = Host::new(hc);
     let mut journal_ops = Vec::new();
     if let Some(j) = &s.fixtures.journal {
-        let fx = JournalFixture::from_path(&ls.resolve(&sub(&j.value)?)).map_err(|e| e.to_string())?;
+        let fx =
+            JournalFixture::from_path(&ls.resolve(&sub(&j.value)?)).map_err(|e| e.to_string())?;
         let lookup = |n: &str| cards.get(n).map(|c| c.pan().clone());
         let txns = fx
             .resolve(&ResolveContext {
@@ -103,10 +128,16 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
             })
             .map_err(|e| e.to_string())?;
         host.import(&txns);
-        journal_ops.extend(emulator::import::import_ops(&txns, &keys.pan_hash_key, &Default::default()));
+        journal_ops.extend(emulator::import::import_ops(
+            &txns,
+            &keys.pan_hash_key,
+            &Default::default(),
+        ));
     }
     if s.signed_on == Some(true) {
-        let wk = host.working_keys(&profile.terminal_id).ok_or("the acquirer does not know this terminal")?;
+        let wk = host
+            .working_keys(&profile.terminal_id)
+            .ok_or("the acquirer does not know this terminal")?;
         journal_ops.push(JournalOp::SetSession(Session {
             signed_on: Some(start.to_local(profile.time_zone).date_naive().to_string()),
             mac_key: Some(wk.mac.expose().to_vec()),
@@ -114,18 +145,41 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
             resign_required: false,
         }));
     }
-    Ok(Setup { profile, keys, cards, host, start, journal_ops })
+    Ok(Setup {
+        profile,
+        keys,
+        cards,
+        host,
+        start,
+        journal_ops,
+    })
 }
 
 impl EmulatedWorld {
     pub fn build(ls: &LoadedScenario, v: &Variant) -> Result<EmulatedWorld, String> {
-        let Setup { profile, keys, cards, host, start, journal_ops } = setup(ls, v)?;
+        let Setup {
+            profile,
+            keys,
+            cards,
+            host,
+            start,
+            journal_ops,
+        } = setup(ls, v)?;
         let serial = ls.scenario.requires.iter().any(|r| r.value == "ecr-serial");
-        let link = if serial { EcrLink::Serial } else { EcrLink::Tcp };
-        let cfg = TerminalConfig::new(profile.clone(), &keys, Some(&ls.root), link).map_err(|e| e.to_string())?;
+        let link = if serial {
+            EcrLink::Serial
+        } else {
+            EcrLink::Tcp
+        };
+        let cfg = TerminalConfig::new(profile.clone(), &keys, Some(&ls.root), link)
+            .map_err(|e| e.to_string())?;
         let mut store = MemoryStore::new();
         store.commit(&journal_ops).map_err(|e| e.to_string())?;
-        let transport = if serial { Transport::serial(Default::default()) } else { Transport::tcp() };
+        let transport = if serial {
+            Transport::serial(Default::default())
+        } else {
+            Transport::tcp()
+        };
         let today = start.to_local(profile.time_zone).date_naive();
         let mut w = EmulatedWorld {
             clock: VirtualClock::new(start),
@@ -182,7 +236,9 @@ impl EmulatedWorld {
                 if *at > now {
                     break;
                 }
-                let Some((_, b)) = self.delayed.pop_front() else { break };
+                let Some((_, b)) = self.delayed.pop_front() else {
+                    break;
+                };
                 progressed = true;
                 self.deliver(Event::EcrBytes(b));
             }
@@ -196,7 +252,8 @@ impl EmulatedWorld {
                     HostOutput::Send { conn, bytes } => {
                         if Some(conn) == self.conn {
                             let t = self.elapsed_ms();
-                            let red = crate::redact::iso(&self.cfg.dialect, &bytes).unwrap_or_default();
+                            let red =
+                                crate::redact::iso(&self.cfg.dialect, &bytes).unwrap_or_default();
                             self.rec.raw("host-out", t, &red);
                             self.deliver(Event::HostBytes(bytes));
                         }
@@ -228,7 +285,8 @@ impl EmulatedWorld {
             self.line.corrupt_frames -= 1;
             let mid = b.len() / 2;
             b[mid] ^= 0x01;
-            self.rec.push(Channel::Link, "ECR frame corrupted on the line".into());
+            self.rec
+                .push(Channel::Link, "ECR frame corrupted on the line".into());
         }
         if is_ack && let Some(d) = self.line.delay_ack.take() {
             self.delayed.push_back((now + d, b));
@@ -242,7 +300,11 @@ impl EmulatedWorld {
         match o {
             Output::Display(lines) => {
                 self.obs.display = lines.clone();
-                let text = lines.iter().map(|l| format!("|{l}|")).collect::<Vec<_>>().join("\n");
+                let text = lines
+                    .iter()
+                    .map(|l| format!("|{l}|"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 self.rec.push(Channel::Display, text);
             }
             Output::Print(bytes) => {
@@ -253,7 +315,10 @@ impl EmulatedWorld {
                     self.obs.printer_text.push_str(&text);
                     self.obs.receipts += 1;
                     let norm = self.rec.norm.receipt_text(&text);
-                    self.rec.push(Channel::Printer, format!("receipt #{}\n{}", self.obs.receipts, norm.trim_end()));
+                    self.rec.push(
+                        Channel::Printer,
+                        format!("receipt #{}\n{}", self.obs.receipts, norm.trim_end()),
+                    );
                 }
             }
             Output::Leds(l) => {
@@ -282,7 +347,8 @@ impl EmulatedWorld {
                 self.rec.raw("host-in", t, &red);
                 if self.host_down {
                     self.deliver(Event::HostSendFailed);
-                    self.rec.push(Channel::Note, "host unreachable: connection refused".into());
+                    self.rec
+                        .push(Channel::Note, "host unreachable: connection refused".into());
                     return;
                 }
                 let now = self.now();
@@ -327,7 +393,9 @@ impl EmulatedWorld {
                 None => match &x.note {
                     // Connection events are not behaviour of the terminal; keep the transcript
                     // to messages and problems.
-                    Some(n) if n.contains("connected") || n.contains("closed by the terminal") => continue,
+                    Some(n) if n.contains("connected") || n.contains("closed by the terminal") => {
+                        continue;
+                    }
                     Some(n) => format!("[{n}]"),
                     None => continue,
                 },
@@ -337,16 +405,35 @@ impl EmulatedWorld {
     }
 
     fn on_ecr_event(&mut self, ev: EcrEvent) {
-        let mut render_cmd = |w: &mut EmulatedWorld, c: &Command, replied: &Reply| {
+        let render_cmd = |w: &mut EmulatedWorld, c: &Command, replied: &Reply| {
             w.obs.ecr.messages += 1;
             let bytes = c.to_bytes().unwrap_or_default();
-            let text = render::zvt(&bytes, w.answering_enquiry && c.kind() == CommandKind::EnquiryCompletion, &mut w.rec.norm);
+            let text = render::zvt(
+                &bytes,
+                w.answering_enquiry && matches!(c, Command::EnquiryCompletion(_)),
+                &mut w.rec.norm,
+            );
             w.rec.push(Channel::EcrIn, text);
             match replied {
                 Reply::Ack => {}
-                Reply::Nack(code) => w.rec.push(Channel::EcrOut, format!("84 {code:02X} nack (to {})", render::zvt_name(bytes[0], bytes[1]))),
-                Reply::Silent => w.rec.push(Channel::EcrOut, format!("(no answer to {})", render::zvt_name(bytes[0], bytes[1]))),
-                Reply::Raw(r) => w.rec.push(Channel::EcrOut, format!("{} (to {})", render::zvt(r, false, &mut w.rec.norm), render::zvt_name(bytes[0], bytes[1]))),
+                Reply::Nack(code) => w.rec.push(
+                    Channel::EcrOut,
+                    format!(
+                        "84 {code:02X} nack (to {})",
+                        render::zvt_name(bytes[0], bytes[1])
+                    ),
+                ),
+                Reply::Silent => w.rec.push(
+                    Channel::EcrOut,
+                    format!("(no answer to {})", render::zvt_name(bytes[0], bytes[1])),
+                ),
+                Reply::Raw(r) => {
+                    let shown = render::zvt(r, false, &mut w.rec.norm);
+                    w.rec.push(
+                        Channel::EcrOut,
+                        format!("{shown} (to {})", render::zvt_name(bytes[0], bytes[1])),
+                    );
+                }
             }
         };
         match ev {
@@ -363,22 +450,37 @@ impl EmulatedWorld {
             }
             EcrEvent::NoAnswer { .. } => {
                 self.obs.ecr.no_answer = true;
-                self.rec.push(Channel::Note, "ECR: no answer within T3".into());
+                self.rec
+                    .push(Channel::Note, "ECR: no answer within T3".into());
             }
             EcrEvent::Intermediate { status, replied } => {
                 self.obs.ecr.intermediate = Some(status.status);
                 render_cmd(self, &Command::IntermediateStatus(status), &replied);
             }
             EcrEvent::StatusInfo { info, replied } => {
-                let ext = |tag| info.tlv.as_deref().and_then(|t| protocol::tlv::find(t, protocol::tlv::Tag(tag)).ok().flatten()).map(|t| t.value.to_vec());
-                self.obs.ecr.extended_code = ext(0x1F16).map(|v| String::from_utf8_lossy(&v).into_owned());
-                self.obs.ecr.extended_text = ext(0x1F17).map(|v| String::from_utf8_lossy(&v).into_owned());
+                let ext = |tag| {
+                    info.tlv
+                        .as_deref()
+                        .and_then(|t| {
+                            protocol::tlv::find(t, protocol::tlv::Tag(tag))
+                                .ok()
+                                .flatten()
+                        })
+                        .map(|t| t.value.to_vec())
+                };
+                self.obs.ecr.extended_code =
+                    ext(0x1F16).map(|v| String::from_utf8_lossy(&v).into_owned());
+                self.obs.ecr.extended_text =
+                    ext(0x1F17).map(|v| String::from_utf8_lossy(&v).into_owned());
                 let c = Command::StatusInformation(info.clone());
                 self.obs.ecr.last_status = Some(info);
                 render_cmd(self, &c, &replied);
             }
             EcrEvent::PrintLine { line, replied } => {
-                self.obs.ecr.text.push_str(&String::from_utf8_lossy(&line.text));
+                self.obs
+                    .ecr
+                    .text
+                    .push_str(&String::from_utf8_lossy(&line.text));
                 self.obs.ecr.text.push('\n');
                 render_cmd(self, &Command::PrintLine(line), &replied);
             }
@@ -389,21 +491,39 @@ impl EmulatedWorld {
                 }
                 let lines = render::print_block_lines(&block.tlv).join("\n  ");
                 self.obs.ecr.messages += 1;
-                self.rec.push(Channel::EcrIn, format!("06 D3 print-text-block\n  {lines}"));
+                self.rec
+                    .push(Channel::EcrIn, format!("06 D3 print-text-block\n  {lines}"));
                 if replied != Reply::Ack {
-                    self.rec.push(Channel::EcrOut, format!("{replied:?} (to print-text-block)"));
+                    self.rec.push(
+                        Channel::EcrOut,
+                        format!("{replied:?} (to print-text-block)"),
+                    );
                 }
             }
-            EcrEvent::SetDateTime { value, replied } => render_cmd(self, &Command::SetDateTime(value), &replied),
-            EcrEvent::Completed { completion, replied } => {
+            EcrEvent::SetDateTime { value, replied } => {
+                render_cmd(self, &Command::SetDateTime(value), &replied)
+            }
+            EcrEvent::Completed {
+                completion,
+                replied,
+            } => {
                 self.obs.ecr.completed = true;
                 render_cmd(self, &Command::Completion(completion), &replied);
             }
-            EcrEvent::EnquiryCompleted { completion, replied } => {
+            EcrEvent::EnquiryCompleted {
+                completion,
+                replied,
+            } => {
                 self.obs.ecr.completed = true;
-                self.obs.ecr.sw_version = completion.sw_version.as_ref().map(|v| String::from_utf8_lossy(v).into_owned());
+                self.obs.ecr.sw_version = completion
+                    .sw_version
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
                 let c = Command::EnquiryCompletion(completion);
-                self.rec.push(Channel::EcrIn, format!("06 0F completion (status enquiry) {}", describe_enquiry(&c)));
+                self.rec.push(
+                    Channel::EcrIn,
+                    format!("06 0F completion (status enquiry) {}", describe_enquiry(&c)),
+                );
                 self.obs.ecr.messages += 1;
                 if replied != Reply::Ack {
                     self.rec.push(Channel::EcrOut, format!("{replied:?}"));
@@ -420,7 +540,9 @@ impl EmulatedWorld {
                 render_cmd(self, &Command::Abort(abort), &replied);
             }
             EcrEvent::OtherMessage { command, replied } => render_cmd(self, &command, &replied),
-            EcrEvent::Undecodable { apdu, .. } => self.rec.push(Channel::EcrIn, format!("undecodable {}", apdu.len())),
+            EcrEvent::Undecodable { apdu, .. } => self
+                .rec
+                .push(Channel::EcrIn, format!("undecodable {}", apdu.len())),
             EcrEvent::AbortAnswered { code } => {
                 let t = match code {
                     None => "80 00 ack (abort)".to_string(),
@@ -428,14 +550,24 @@ impl EmulatedWorld {
                 };
                 self.rec.push(Channel::EcrIn, t);
             }
-            EcrEvent::AbortNoAnswer => self.rec.push(Channel::Note, "ECR: no answer to 06 B0".into()),
+            EcrEvent::AbortNoAnswer => self
+                .rec
+                .push(Channel::Note, "ECR: no answer to 06 B0".into()),
             EcrEvent::T4Expired => self.rec.push(Channel::Note, "ECR: T4 expired".into()),
-            EcrEvent::UnexpectedAnswer { .. } => self.rec.push(Channel::Link, "unexpected answer".into()),
-            EcrEvent::LinkFailed { .. } => self.rec.push(Channel::Note, "ECR: link failed (no ACK after repeats)".into()),
-            EcrEvent::Noise { bytes } => self.rec.push(Channel::Link, format!("noise {} bytes", bytes.len())),
+            EcrEvent::UnexpectedAnswer { .. } => {
+                self.rec.push(Channel::Link, "unexpected answer".into())
+            }
+            EcrEvent::LinkFailed { .. } => self.rec.push(
+                Channel::Note,
+                "ECR: link failed (no ACK after repeats)".into(),
+            ),
+            EcrEvent::Noise { bytes } => self
+                .rec
+                .push(Channel::Link, format!("noise {} bytes", bytes.len())),
             EcrEvent::Link(trace) => self.rec.push(Channel::Link, format!("ECR {trace:?}")),
             EcrEvent::TransportBroken(e) => {
-                self.rec.push(Channel::Note, format!("ECR stream broken: {e}"));
+                self.rec
+                    .push(Channel::Note, format!("ECR stream broken: {e}"));
                 self.ecr.reset();
             }
         }
@@ -475,7 +607,12 @@ impl EmulatedWorld {
             transcript: self.rec.transcript.render(),
             terminal_id: self.cfg.profile.terminal_id.clone(),
             dialect: self.cfg.profile.dialect.clone(),
-            sw_version: self.obs.ecr.sw_version.clone().or(Some(self.cfg.profile.software_version.clone())),
+            sw_version: self
+                .obs
+                .ecr
+                .sw_version
+                .clone()
+                .or(Some(self.cfg.profile.software_version.clone())),
             raw: std::mem::take(&mut self.rec.raw),
         }
     }
@@ -485,8 +622,13 @@ fn describe_enquiry(c: &Command) -> String {
     match c {
         Command::EnquiryCompletion(e) => format!(
             "sw={:?} status={}",
-            e.sw_version.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default(),
-            e.terminal_status.map(|s| format!("{s:02X}")).unwrap_or_default()
+            e.sw_version
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default(),
+            e.terminal_status
+                .map(|s| format!("{s:02X}"))
+                .unwrap_or_default()
         ),
         _ => String::new(),
     }
@@ -500,7 +642,13 @@ impl World for EmulatedWorld {
     }
 
     fn card(&mut self, a: &CardAct) -> Result<(), String> {
-        let get = |n: &str| self.cards.get(n).cloned().map(Box::new).ok_or_else(|| format!("unknown card {n:?}"));
+        let get = |n: &str| {
+            self.cards
+                .get(n)
+                .cloned()
+                .map(Box::new)
+                .ok_or_else(|| format!("unknown card {n:?}"))
+        };
         let ev = match a {
             CardAct::Swipe(n) => CardEvent::Swipe(get(n)?),
             CardAct::Insert(n) => CardEvent::Insert(get(n)?),
@@ -537,7 +685,8 @@ impl World for EmulatedWorld {
             let journal = self.store.load().map_err(|e| e.to_string())?;
             self.term = Some(Terminal::power_on(self.cfg.clone(), journal, now));
             self.obs.powered = true;
-            if self.rec.transcript.steps.is_empty() && self.rec.transcript.setup.entries.is_empty() {
+            if self.rec.transcript.steps.is_empty() && self.rec.transcript.setup.entries.is_empty()
+            {
                 // first power-on: nothing to note
             } else {
                 self.rec.push(Channel::Note, "power restored".into());
@@ -565,7 +714,11 @@ impl World for EmulatedWorld {
         self.rec.raw("ecr-out", t, &crate::redact::zvt(&apdu));
         let shown = render::zvt(&apdu, false, &mut self.rec.norm);
         self.rec.push(Channel::EcrOut, shown);
-        let r = if apdu.starts_with(&[0x06, 0xB0]) { self.ecr.abort(now) } else { self.ecr.start_apdu(apdu, now) };
+        let r = if apdu.starts_with(&[0x06, 0xB0]) {
+            self.ecr.abort(now)
+        } else {
+            self.ecr.start_apdu(apdu, now)
+        };
         r.map_err(|e| e.to_string())?;
         self.pump();
         Ok(())
@@ -576,7 +729,10 @@ impl World for EmulatedWorld {
     }
 
     fn ecr_inject(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.rec.push(Channel::Link, format!("{} bytes of noise on the ECR line", bytes.len()));
+        self.rec.push(
+            Channel::Link,
+            format!("{} bytes of noise on the ECR line", bytes.len()),
+        );
         self.deliver(Event::EcrBytes(bytes.to_vec()));
         self.pump();
         Ok(())
@@ -593,7 +749,8 @@ impl World for EmulatedWorld {
     fn ecr_disconnect(&mut self) -> Result<(), String> {
         self.ecr.reset();
         self.deliver(Event::EcrDisconnected);
-        self.rec.push(Channel::Note, "ECR connection dropped".into());
+        self.rec
+            .push(Channel::Note, "ECR connection dropped".into());
         self.pump();
         Ok(())
     }
@@ -615,7 +772,11 @@ impl World for EmulatedWorld {
         self.fire_due();
     }
 
-    fn wait_until(&mut self, timeout: Duration, cond: &mut dyn FnMut(&Observed, &Host) -> bool) -> bool {
+    fn wait_until(
+        &mut self,
+        timeout: Duration,
+        cond: &mut dyn FnMut(&Observed, &Host) -> bool,
+    ) -> bool {
         self.pump();
         let until = self.now() + timeout;
         loop {

@@ -5,6 +5,14 @@ use crate::rig::LoadedRig;
 use crate::runner::{Failure, Finished};
 use crate::scenario::load::{LoadedScenario, Variant};
 
-pub fn run(_ls: &LoadedScenario, _v: &Variant, rig: &LoadedRig) -> Result<(Vec<Failure>, Finished), String> {
-    Err(format!("rig {}: {:?} rigs are not supported by this build yet", rig.name(), rig.file.kind))
+pub fn run(
+    _ls: &LoadedScenario,
+    _v: &Variant,
+    rig: &LoadedRig,
+) -> Result<(Vec<Failure>, Finished), String> {
+    Err(format!(
+        "rig {}: {:?} rigs are not supported by this build yet",
+        rig.name(),
+        rig.file.kind
+    ))
 }

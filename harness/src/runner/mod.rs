@@ -6,7 +6,7 @@
 //! scenario file runs unchanged on each.
 
 pub mod observed;
-mod steps;
+pub mod steps;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,11 @@ pub trait World {
     /// Lets `d` pass (virtual on emulated rigs), processing everything that happens.
     fn advance(&mut self, d: Duration);
     /// Runs until `cond` holds or `timeout` passes; true if it held.
-    fn wait_until(&mut self, timeout: Duration, cond: &mut dyn FnMut(&Observed, &Host) -> bool) -> bool;
+    fn wait_until(
+        &mut self,
+        timeout: Duration,
+        cond: &mut dyn FnMut(&Observed, &Host) -> bool,
+    ) -> bool;
     fn observed(&self) -> &Observed;
     fn observed_mut(&mut self) -> &mut Observed;
     fn recorder(&mut self) -> &mut Recorder;
@@ -90,7 +94,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(norm: Normaliser, link_events: bool) -> Recorder {
-        Recorder { transcript: Transcript::default(), norm, link_events, raw: BTreeMap::new() }
+        Recorder {
+            transcript: Transcript::default(),
+            norm,
+            link_events,
+            raw: BTreeMap::new(),
+        }
     }
     pub fn push(&mut self, ch: Channel, text: String) {
         if ch == Channel::Link && !self.link_events {
@@ -99,7 +108,10 @@ impl Recorder {
         self.transcript.push(ch, text);
     }
     pub fn raw(&mut self, channel: &'static str, t: i64, bytes: &[u8]) {
-        self.raw.entry(channel).or_default().push((t, bytes.to_vec()));
+        self.raw
+            .entry(channel)
+            .or_default()
+            .push((t, bytes.to_vec()));
     }
 }
 
@@ -133,7 +145,11 @@ impl std::fmt::Display for Failure {
             FailureKind::Unmatched => "unmatched",
             FailureKind::Error => "error",
         };
-        write!(f, "step {} (line {}): {} — {kind}: {}", self.step, self.line, self.what, self.message)
+        write!(
+            f,
+            "step {} (line {}): {} — {kind}: {}",
+            self.step, self.line, self.what, self.message
+        )
     }
 }
 
@@ -151,8 +167,15 @@ pub enum Verdict {
 pub enum SnapshotOutcome {
     Matches,
     /// Written as `.snap` (accepted) or `.snap.new` (pending review).
-    New { written: PathBuf, accepted: bool },
-    Differs { diff: String, written: PathBuf, accepted: bool },
+    New {
+        written: PathBuf,
+        accepted: bool,
+    },
+    Differs {
+        diff: String,
+        written: PathBuf,
+        accepted: bool,
+    },
     /// Not compared (the run failed before the end, or not applicable).
     Skipped,
 }
@@ -183,7 +206,13 @@ pub struct RunResult {
 
 impl RunResult {
     pub fn passed(&self) -> bool {
-        self.verdict == Verdict::Passed && matches!(self.snapshot, SnapshotOutcome::Matches | SnapshotOutcome::New { accepted: true, .. } | SnapshotOutcome::Differs { accepted: true, .. })
+        self.verdict == Verdict::Passed
+            && matches!(
+                self.snapshot,
+                SnapshotOutcome::Matches
+                    | SnapshotOutcome::New { accepted: true, .. }
+                    | SnapshotOutcome::Differs { accepted: true, .. }
+            )
     }
     pub fn display_name(&self) -> String {
         match &self.variant {
@@ -207,19 +236,40 @@ pub enum SnapshotMode {
 /// SHA-256 of bytes, hex (scenario and snapshot hashes for reports).
 pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 /// Runs every variant of a scenario on `rig`.
-pub fn run_scenario(ls: &LoadedScenario, rig: &LoadedRig, mode: SnapshotMode, workspace: &Path) -> Vec<RunResult> {
-    ls.variants.iter().map(|v| run_variant(ls, v, rig, mode, workspace)).collect()
+pub fn run_scenario(
+    ls: &LoadedScenario,
+    rig: &LoadedRig,
+    mode: SnapshotMode,
+    workspace: &Path,
+) -> Vec<RunResult> {
+    ls.variants
+        .iter()
+        .map(|v| run_variant(ls, v, rig, mode, workspace))
+        .collect()
 }
 
 /// Runs one variant and compares its transcript with its snapshot.
-pub fn run_variant(ls: &LoadedScenario, v: &Variant, rig: &LoadedRig, mode: SnapshotMode, workspace: &Path) -> RunResult {
+pub fn run_variant(
+    ls: &LoadedScenario,
+    v: &Variant,
+    rig: &LoadedRig,
+    mode: SnapshotMode,
+    workspace: &Path,
+) -> RunResult {
     let started = std::time::Instant::now();
     let s = &ls.scenario;
-    let snapshot_path = snapshot::snapshot_path(&ls.path, v.name.as_deref(), rig.snapshot_suffix().as_deref());
+    let snapshot_path = snapshot::snapshot_path(
+        &ls.path,
+        v.name.as_deref(),
+        rig.snapshot_suffix().as_deref(),
+    );
     let mut result = RunResult {
         id: s.id.value.clone(),
         name: s.name.clone(),
@@ -240,17 +290,25 @@ pub fn run_variant(ls: &LoadedScenario, v: &Variant, rig: &LoadedRig, mode: Snap
         elapsed: Duration::ZERO,
         raw: BTreeMap::new(),
     };
-    let missing: Vec<&str> = s.requires.iter().map(|r| r.value.as_str()).filter(|c| !rig.provides(c)).collect();
+    let missing: Vec<&str> = s
+        .requires
+        .iter()
+        .map(|r| r.value.as_str())
+        .filter(|c| !rig.provides(c))
+        .collect();
     if !missing.is_empty() {
-        result.verdict = Verdict::NotApplicable(format!("rig {} lacks {}", rig.name(), missing.join(", ")));
+        result.verdict =
+            Verdict::NotApplicable(format!("rig {} lacks {}", rig.name(), missing.join(", ")));
         result.elapsed = started.elapsed();
         return result;
     }
     let outcome = match rig.file.kind {
-        crate::rig::RigKind::Emulated => crate::rig::emulated::EmulatedWorld::build(ls, v).map(|mut w| {
-            let r = steps::execute(&mut w, ls, v);
-            (r, w.finish())
-        }),
+        crate::rig::RigKind::Emulated => {
+            crate::rig::emulated::EmulatedWorld::build(ls, v).map(|mut w| {
+                let r = steps::execute(&mut w, ls, v);
+                (r, w.finish())
+            })
+        }
         _ => crate::rig::process::run(ls, v, rig),
     };
     match outcome {
@@ -267,7 +325,8 @@ pub fn run_variant(ls: &LoadedScenario, v: &Variant, rig: &LoadedRig, mode: Snap
                 result.verdict = Verdict::Failed;
                 result.failures = failures;
             } else {
-                result.snapshot = compare_snapshot(ls, v, &snapshot_path, &result.transcript, mode, workspace);
+                result.snapshot =
+                    compare_snapshot(ls, v, &snapshot_path, &result.transcript, mode, workspace);
                 result.snapshot_hash = std::fs::read(&snapshot_path).ok().map(|b| sha256_hex(&b));
             }
         }
@@ -285,16 +344,37 @@ pub struct Finished {
     pub raw: BTreeMap<&'static str, Vec<(i64, Vec<u8>)>>,
 }
 
-fn compare_snapshot(ls: &LoadedScenario, v: &Variant, path: &Path, body: &str, mode: SnapshotMode, workspace: &Path) -> SnapshotOutcome {
-    let source = ls.path.strip_prefix(workspace).unwrap_or(&ls.path).display().to_string();
+fn compare_snapshot(
+    ls: &LoadedScenario,
+    v: &Variant,
+    path: &Path,
+    body: &str,
+    mode: SnapshotMode,
+    workspace: &Path,
+) -> SnapshotOutcome {
+    let source = ls
+        .path
+        .strip_prefix(workspace)
+        .unwrap_or(&ls.path)
+        .display()
+        .to_string();
     let description = match &v.name {
         Some(p) => format!("{}@{p}: {}", ls.scenario.id.value, ls.scenario.proves),
         None => format!("{}: {}", ls.scenario.id.value, ls.scenario.proves),
     };
-    let header = snapshot::Header { source: &source, description: &description };
+    let header = snapshot::Header {
+        source: &source,
+        description: &description,
+    };
     let cmp = match snapshot::compare(path, body) {
         Ok(c) => c,
-        Err(e) => return SnapshotOutcome::Differs { diff: format!("cannot read {}: {e}", path.display()), written: path.to_path_buf(), accepted: false },
+        Err(e) => {
+            return SnapshotOutcome::Differs {
+                diff: format!("cannot read {}: {e}", path.display()),
+                written: path.to_path_buf(),
+                accepted: false,
+            };
+        }
     };
     let accept = mode == SnapshotMode::Accept;
     match cmp {
@@ -308,7 +388,10 @@ fn compare_snapshot(ls: &LoadedScenario, v: &Variant, path: &Path, body: &str, m
             } else {
                 snapshot::write(path, &header, body, accept).unwrap_or_else(|_| path.to_path_buf())
             };
-            SnapshotOutcome::New { written, accepted: accept }
+            SnapshotOutcome::New {
+                written,
+                accepted: accept,
+            }
         }
         snapshot::Comparison::Differs { old } => {
             let diff = snapshot::diff(&old, body, false);
@@ -317,7 +400,11 @@ fn compare_snapshot(ls: &LoadedScenario, v: &Variant, path: &Path, body: &str, m
             } else {
                 snapshot::write(path, &header, body, accept).unwrap_or_else(|_| path.to_path_buf())
             };
-            SnapshotOutcome::Differs { diff, written, accepted: accept }
+            SnapshotOutcome::Differs {
+                diff,
+                written,
+                accepted: accept,
+            }
         }
     }
 }

@@ -43,7 +43,8 @@ impl EcrObserved {
     }
     /// The result of the command: BMP 27 of its 04 0F, or the code of its 06 1E.
     pub fn result(&self) -> Option<u8> {
-        self.aborted.or_else(|| self.last_status.as_ref().and_then(|s| s.result))
+        self.aborted
+            .or_else(|| self.last_status.as_ref().and_then(|s| s.result))
     }
     pub fn ended(&self) -> bool {
         self.completed || self.aborted.is_some() || self.refused.is_some() || self.no_answer
@@ -78,6 +79,10 @@ impl Default for Observed {
 
 impl Observed {
     pub fn display_text(&self) -> String {
-        self.display.iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")
+        self.display
+            .iter()
+            .map(|l| l.trim_end())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }

@@ -10,16 +10,17 @@ use protocol::fixture::terminal::TerminalProfile;
 use protocol::riglink::{FaultKind, KeyName, LedState, Tone};
 use protocol::zvt::bmp::{Bcd, CardNumber};
 use protocol::zvt::command::{
-    AbortFromEcr, Authorization, Command, CommandKind, OriginalRef as ZOriginal, PasswordCommand, Refund as ZRefund, Registration as ZRegistration,
-    Reversal as ZReversal, StatusEnquiry, TlvOnly, tlv_tag,
+    AbortFromEcr, Authorization, Command, CommandKind, OriginalRef as ZOriginal, PasswordCommand,
+    Refund as ZRefund, Registration as ZRegistration, Reversal as ZReversal, StatusEnquiry,
+    TlvOnly, tlv_tag,
 };
 use protocol::zvt::ecr::{Reply, Times};
 
 use super::{CardAct, Failure, FailureKind, LineFaults, World, WorldFault};
 use crate::matcher::Matcher;
+use crate::scenario::MatcherValue;
 use crate::scenario::load::{LoadedScenario, Variant, parse_hex};
 use crate::scenario::model::*;
-use crate::scenario::MatcherValue;
 use crate::transcript::Channel;
 
 /// Replaces `${name}` with its value.
@@ -29,9 +30,13 @@ pub fn subst(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String>
     while let Some(p) = rest.find("${") {
         out.push_str(&rest[..p]);
         let after = &rest[p + 2..];
-        let Some(e) = after.find('}') else { return Err(format!("`${{` without `}}` in {s:?}")) };
+        let Some(e) = after.find('}') else {
+            return Err(format!("`${{` without `}}` in {s:?}"));
+        };
         let name = &after[..e];
-        let v = vars.get(name).ok_or_else(|| format!("variable `{name}` is not set (captured later, or not at all)"))?;
+        let v = vars.get(name).ok_or_else(|| {
+            format!("variable `{name}` is not set (captured later, or not at all)")
+        })?;
         out.push_str(v);
         rest = &after[e + 1..];
     }
@@ -39,15 +44,25 @@ pub fn subst(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String>
     Ok(out)
 }
 
-fn subst_matcher(m: &MatcherValue, vars: &BTreeMap<String, String>) -> Result<MatcherValue, String> {
+fn subst_matcher(
+    m: &MatcherValue,
+    vars: &BTreeMap<String, String>,
+) -> Result<MatcherValue, String> {
     Ok(match m {
         MatcherValue::Exact(s) => MatcherValue::Exact(subst(s, vars)?),
         MatcherValue::Regex(s) => MatcherValue::Regex(subst(s, vars)?),
         MatcherValue::Contains(s) => MatcherValue::Contains(subst(s, vars)?),
         MatcherValue::Echo(s) => MatcherValue::Echo(subst(s, vars)?),
-        MatcherValue::Compare { op, value } => MatcherValue::Compare { op: *op, value: subst(value, vars)? },
+        MatcherValue::Compare { op, value } => MatcherValue::Compare {
+            op: *op,
+            value: subst(value, vars)?,
+        },
         MatcherValue::Not(b) => MatcherValue::Not(Box::new(subst_matcher(b, vars)?)),
-        MatcherValue::AnyOf(v) => MatcherValue::AnyOf(v.iter().map(|x| subst_matcher(x, vars)).collect::<Result<_, _>>()?),
+        MatcherValue::AnyOf(v) => MatcherValue::AnyOf(
+            v.iter()
+                .map(|x| subst_matcher(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -64,8 +79,19 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn fail(&self, what: impl Into<String>, message: impl Into<String>, kind: FailureKind) -> Failure {
-        Failure { step: self.step, line: self.line, what: what.into(), message: message.into(), kind }
+    fn fail(
+        &self,
+        what: impl Into<String>,
+        message: impl Into<String>,
+        kind: FailureKind,
+    ) -> Failure {
+        Failure {
+            step: self.step,
+            line: self.line,
+            what: what.into(),
+            message: message.into(),
+            kind,
+        }
     }
 }
 
@@ -73,7 +99,12 @@ impl Ctx<'_> {
 pub(super) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> Vec<Failure> {
     let s = &ls.scenario;
     let profile = w.profile().clone();
-    let mut ctx = Ctx { vars: v.vars.clone(), profile: &profile, step: 0, line: 0 };
+    let mut ctx = Ctx {
+        vars: v.vars.clone(),
+        profile: &profile,
+        step: 0,
+        line: 0,
+    };
     // Host directives are installed up front, in order: the request a step is about is often
     // triggered by an earlier step.
     let mut directives: Vec<Option<DirectiveId>> = Vec::with_capacity(s.steps.len());
@@ -105,39 +136,58 @@ pub(super) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> 
 fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
     let sub = |s: &str| subst(s, vars).unwrap_or_else(|_| s.to_string());
     match step {
-        Step::Keys(k) => format!("keys {}", k.names().iter().map(|n| sub(n)).collect::<Vec<_>>().join(" ")),
+        Step::Keys(k) => format!(
+            "keys {}",
+            k.names()
+                .iter()
+                .map(|n| sub(n))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         Step::Card(CardAction::Swipe(n)) => format!("card swipe {}", sub(n)),
         Step::Card(CardAction::Insert(n)) => format!("card insert {}", sub(n)),
         Step::Card(CardAction::Tap(n)) => format!("card tap {}", sub(n)),
         Step::Card(CardAction::Remove) => "card remove".into(),
         Step::Fault(f) => {
             let mut parts = vec![];
-            for (name, v) in [("paper_out", f.paper_out), ("cover_open", f.cover_open), ("chip_mute", f.chip_mute), ("bad_swipe", f.bad_swipe), ("host_down", f.host_down)] {
+            for (name, v) in [
+                ("paper_out", f.paper_out),
+                ("cover_open", f.cover_open),
+                ("chip_mute", f.chip_mute),
+                ("bad_swipe", f.bad_swipe),
+                ("host_down", f.host_down),
+            ] {
                 if let Some(on) = v {
                     parts.push(format!("{name} {}", if on { "on" } else { "off" }));
                 }
             }
             format!("fault {}", parts.join(", "))
         }
-        Step::Power(p) => format!("power {}", match p {
-            PowerAction::Off => "off",
-            PowerAction::On => "on",
-            PowerAction::Cycle => "cycle",
-        }),
-        Step::Ecr(c) => format!("ecr {}", match c {
-            EcrCommand::Registration(_) => "registration",
-            EcrCommand::Authorization(_) => "authorization",
-            EcrCommand::Refund(_) => "refund",
-            EcrCommand::Reversal(_) => "reversal",
-            EcrCommand::EndOfDay(_) => "end of day",
-            EcrCommand::StatusEnquiry(_) => "status enquiry",
-            EcrCommand::RepeatReceipt(_) => "repeat receipt",
-            EcrCommand::Initialisation(_) => "initialisation",
-            EcrCommand::Diagnosis(_) => "diagnosis",
-            EcrCommand::LogOff(_) => "log-off",
-            EcrCommand::Abort(_) => "abort (06 B0)",
-            EcrCommand::Raw(_) => "raw APDU",
-        }),
+        Step::Power(p) => format!(
+            "power {}",
+            match p {
+                PowerAction::Off => "off",
+                PowerAction::On => "on",
+                PowerAction::Cycle => "cycle",
+            }
+        ),
+        Step::Ecr(c) => format!(
+            "ecr {}",
+            match c {
+                EcrCommand::Registration(_) => "registration",
+                EcrCommand::Authorization(_) => "authorization",
+                EcrCommand::Refund(_) => "refund",
+                EcrCommand::Reversal(_) => "reversal",
+                EcrCommand::EndOfDay(_) => "end of day",
+                EcrCommand::StatusEnquiry(_) => "status enquiry",
+                EcrCommand::RepeatReceipt(_) => "repeat receipt",
+                EcrCommand::Initialisation(_) => "initialisation",
+                EcrCommand::Diagnosis(_) => "diagnosis",
+                EcrCommand::LogOff(_) => "log-off",
+                EcrCommand::Abort(_) => "abort (06 B0)",
+                EcrCommand::Raw(_) => "raw APDU",
+            }
+        ),
         Step::EcrReply(r) => format!("ecr answers {} with {}", r.to, r.answer),
         Step::EcrLine(l) => {
             let mut parts = vec![];
@@ -159,8 +209,16 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
             format!("ecr line: {}", parts.join(", "))
         }
         Step::Host(h) => {
-            let mti = h.select.get("mti").or(h.expect.get("mti")).map(|m| format!("{m:?}")).unwrap_or_default();
-            let mti = mti.trim_start_matches("Exact(\"").trim_end_matches("\")").to_string();
+            let mti = h
+                .select
+                .get("mti")
+                .or(h.expect.get("mti"))
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_default();
+            let mti = mti
+                .trim_start_matches("Exact(\"")
+                .trim_end_matches("\")")
+                .to_string();
             let mut t = format!("host {mti}");
             if let Some(c) = h.reply.get("39") {
                 t.push_str(&format!(" → 39={c}"));
@@ -225,7 +283,12 @@ fn key_names(spec: &str) -> Result<Vec<KeyName>, String> {
     }])
 }
 
-fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ctx: &mut Ctx<'_>) -> Result<(), Failure> {
+fn run_step<W: World>(
+    w: &mut W,
+    step: &Step,
+    directive: Option<DirectiveId>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), Failure> {
     let err = |ctx: &Ctx<'_>, what: &str, e: String| ctx.fail(what, e, FailureKind::Error);
     match step {
         Step::Keys(k) => {
@@ -245,9 +308,15 @@ fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ct
         }
         Step::Card(c) => {
             let act = match c {
-                CardAction::Swipe(n) => CardAct::Swipe(subst(n, &ctx.vars).map_err(|e| err(ctx, "card", e))?),
-                CardAction::Insert(n) => CardAct::Insert(subst(n, &ctx.vars).map_err(|e| err(ctx, "card", e))?),
-                CardAction::Tap(n) => CardAct::Tap(subst(n, &ctx.vars).map_err(|e| err(ctx, "card", e))?),
+                CardAction::Swipe(n) => {
+                    CardAct::Swipe(subst(n, &ctx.vars).map_err(|e| err(ctx, "card", e))?)
+                }
+                CardAction::Insert(n) => {
+                    CardAct::Insert(subst(n, &ctx.vars).map_err(|e| err(ctx, "card", e))?)
+                }
+                CardAction::Tap(n) => {
+                    CardAct::Tap(subst(n, &ctx.vars).map_err(|e| err(ctx, "card", e))?)
+                }
                 CardAction::Remove => CardAct::Remove,
             };
             w.card(&act).map_err(|e| err(ctx, "card", e))?;
@@ -285,9 +354,15 @@ fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ct
             w.ecr_send(apdu).map_err(|e| err(ctx, "ecr", e))?;
             if !is_abort {
                 // Until the terminal takes or refuses the command (T3 on its side too).
-                let ok = w.wait_until(Duration::from_secs(10), &mut |o, _| o.ecr.accepted.is_some() || o.ecr.no_answer || o.ecr.ended());
+                let ok = w.wait_until(Duration::from_secs(10), &mut |o, _| {
+                    o.ecr.accepted.is_some() || o.ecr.no_answer || o.ecr.ended()
+                });
                 if !ok {
-                    return Err(ctx.fail("ecr command", "the terminal neither accepted nor refused it", FailureKind::Timeout));
+                    return Err(ctx.fail(
+                        "ecr command",
+                        "the terminal neither accepted nor refused it",
+                        FailureKind::Timeout,
+                    ));
                 }
             } else {
                 w.settle();
@@ -305,9 +380,17 @@ fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ct
             let reply = match r.answer.as_str() {
                 "ack" => Reply::Ack,
                 "silent" => Reply::Silent,
-                hex => Reply::Nack(parse_hex(hex).and_then(|b| b.get(1).copied()).unwrap_or(0x83)),
+                hex => Reply::Nack(
+                    parse_hex(hex)
+                        .and_then(|b| b.get(1).copied())
+                        .unwrap_or(0x83),
+                ),
             };
-            let times = if r.times == 0 { Times::Always } else { Times::Once };
+            let times = if r.times == 0 {
+                Times::Always
+            } else {
+                Times::Once
+            };
             for _ in 0..r.times.max(1) {
                 w.ecr_reply(kind, reply.clone(), times);
                 if times == Times::Always {
@@ -322,7 +405,8 @@ fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ct
                 delay_ack: l.delay_ack_ms.map(Duration::from_millis),
             });
             if let Some(h) = &l.inject {
-                let bytes = parse_hex(h).ok_or_else(|| err(ctx, "ecr_line", format!("{h:?} is not hex")))?;
+                let bytes = parse_hex(h)
+                    .ok_or_else(|| err(ctx, "ecr_line", format!("{h:?} is not hex")))?;
                 w.ecr_inject(&bytes).map_err(|e| err(ctx, "ecr_line", e))?;
             }
             if l.disconnect {
@@ -333,48 +417,102 @@ fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ct
         Step::Host(h) => {
             let Some(id) = directive else { return Ok(()) };
             let timeout = Duration::from_millis(h.timeout_ms.unwrap_or(10_000));
-            let consumed = w.wait_until(timeout, &mut |_, host| host.directive(id).is_some_and(|d| d.consumed()));
-            let mti = h.select.get("mti").or(h.expect.get("mti")).map(|m| format!("{m:?}")).unwrap_or_default();
+            let consumed = w.wait_until(timeout, &mut |_, host| {
+                host.directive(id).is_some_and(|d| d.consumed())
+            });
+            let mti = h
+                .select
+                .get("mti")
+                .or(h.expect.get("mti"))
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_default();
             if !consumed {
                 // Keep "nothing came" apart from "something came that matched nothing".
                 let strays: Vec<String> = w.with_host(|host| {
                     host.log()
                         .iter()
-                        .filter(|x| x.direction == acquirer::log::Direction::In && x.directive.is_none())
+                        .filter(|x| {
+                            x.direction == acquirer::log::Direction::In && x.directive.is_none()
+                        })
                         .filter_map(|x| x.mti.clone().or_else(|| x.note.clone()))
                         .collect()
                 });
                 let (kind, msg) = if strays.is_empty() {
-                    (FailureKind::Timeout, format!("no request arrived within {} ms", timeout.as_millis()))
+                    (
+                        FailureKind::Timeout,
+                        format!("no request arrived within {} ms", timeout.as_millis()),
+                    )
                 } else {
-                    (FailureKind::Unmatched, format!("no request matched within {} ms; the host got {} other request(s): {}", timeout.as_millis(), strays.len(), strays.join(", ")))
+                    (
+                        FailureKind::Unmatched,
+                        format!(
+                            "no request matched within {} ms; the host got {} other request(s): {}",
+                            timeout.as_millis(),
+                            strays.len(),
+                            strays.join(", ")
+                        ),
+                    )
                 };
                 return Err(ctx.fail(format!("host {mti}"), msg, kind));
             }
             // Check the request against every expectation.
             let (request, reply) = w.with_host(|host| {
-                let app = host.directive(id).and_then(|d| d.applications.last().cloned());
+                let app = host
+                    .directive(id)
+                    .and_then(|d| d.applications.last().cloned());
                 let req = app.as_ref().and_then(|a| host.exchange(a.request).cloned());
-                let rep = app.as_ref().and_then(|a| a.replies.first()).and_then(|s| host.exchange(*s).cloned());
+                let rep = app
+                    .as_ref()
+                    .and_then(|a| a.replies.first())
+                    .and_then(|s| host.exchange(*s).cloned());
                 (req, rep)
             });
             let Some(request) = request else {
-                return Err(ctx.fail(format!("host {mti}"), "the matched request is not in the host's log", FailureKind::Error));
+                return Err(ctx.fail(
+                    format!("host {mti}"),
+                    "the matched request is not in the host's log",
+                    FailureKind::Error,
+                ));
             };
             let echo = |r: &str| -> Option<String> {
                 let (side, f) = r.split_once('.')?;
-                let ex = if side == "request" { Some(&request) } else { reply.as_ref() }?;
-                if f == "mti" { ex.mti.clone() } else { ex.field(f).map(str::to_string) }
+                let ex = if side == "request" {
+                    Some(&request)
+                } else {
+                    reply.as_ref()
+                }?;
+                if f == "mti" {
+                    ex.mti.clone()
+                } else {
+                    ex.field(f).map(str::to_string)
+                }
             };
             for (key, m) in h.expect.iter() {
                 let matcher = compile(m, &ctx.vars).map_err(|e| err(ctx, key, e))?;
-                let actual = if key == "mti" { request.mti.clone() } else { request.field(key).map(str::to_string) };
+                let actual = if key == "mti" {
+                    request.mti.clone()
+                } else {
+                    request.field(key).map(str::to_string)
+                };
                 if let Err(e) = matcher.check(actual.as_deref(), &echo) {
-                    return Err(ctx.fail(format!("host {} field {key}", request.mti.clone().unwrap_or_default()), e, FailureKind::Mismatch));
+                    return Err(ctx.fail(
+                        format!(
+                            "host {} field {key}",
+                            request.mti.clone().unwrap_or_default()
+                        ),
+                        e,
+                        FailureKind::Mismatch,
+                    ));
                 }
             }
             for (var, src) in h.capture.iter() {
-                let v = echo(src).ok_or_else(|| ctx.fail(format!("capture {var}"), format!("{src} is not there (no reply yet, or no such field)"), FailureKind::Mismatch))?;
+                let v = echo(src).ok_or_else(|| {
+                    ctx.fail(
+                        format!("capture {var}"),
+                        format!("{src} is not there (no reply yet, or no such field)"),
+                        FailureKind::Mismatch,
+                    )
+                })?;
                 ctx.vars.insert(var.to_string(), v);
             }
         }
@@ -384,25 +522,50 @@ fn run_step<W: World>(w: &mut W, step: &Step, directive: Option<DirectiveId>, ct
                 w.recorder().push(Channel::Note, format!("{ms} ms passed"));
             }
             if has_checks(e) {
-                check(w, e, ctx, Duration::from_millis(e.timeout_ms.unwrap_or(30_000)), FailureKind::Timeout)?;
+                check(
+                    w,
+                    e,
+                    ctx,
+                    Duration::from_millis(e.timeout_ms.unwrap_or(30_000)),
+                    FailureKind::Timeout,
+                )?;
             }
         }
         Step::Expect(e) => {
-            check(w, e, ctx, Duration::from_millis(e.timeout_ms.unwrap_or(5_000)), FailureKind::Mismatch)?;
+            check(
+                w,
+                e,
+                ctx,
+                Duration::from_millis(e.timeout_ms.unwrap_or(5_000)),
+                FailureKind::Mismatch,
+            )?;
         }
     }
     Ok(())
 }
 
 fn has_checks(e: &Expectations) -> bool {
-    e.display.is_some() || e.printer.is_some() || !e.ecr.is_empty() || !e.host.is_empty() || e.leds.is_some() || e.beeper.is_some()
+    e.display.is_some()
+        || e.printer.is_some()
+        || !e.ecr.is_empty()
+        || !e.host.is_empty()
+        || e.leds.is_some()
+        || e.beeper.is_some()
 }
 
 /// Waits until every expectation holds; on timeout reports the first that does not.
-fn check<W: World>(w: &mut W, e: &Expectations, ctx: &Ctx<'_>, timeout: Duration, kind: FailureKind) -> Result<(), Failure> {
+fn check<W: World>(
+    w: &mut W,
+    e: &Expectations,
+    ctx: &Ctx<'_>,
+    timeout: Duration,
+    kind: FailureKind,
+) -> Result<(), Failure> {
     // Compile once, with the variables as they are now.
     let mut compiled: Vec<(String, Matcher)> = Vec::new();
-    let c = |m: &MatcherValue, what: &str| compile(m, &ctx.vars).map_err(|x| ctx.fail(what, x, FailureKind::Error));
+    let c = |m: &MatcherValue, what: &str| {
+        compile(m, &ctx.vars).map_err(|x| ctx.fail(what, x, FailureKind::Error))
+    };
     if let Some(m) = &e.display {
         compiled.push(("display".into(), c(m, "display")?));
     }
@@ -426,11 +589,21 @@ fn check<W: World>(w: &mut W, e: &Expectations, ctx: &Ctx<'_>, timeout: Duration
         return Ok(());
     }
     let (what, msg) = last_failure.unwrap_or_else(|| ("expectation".into(), "did not hold".into()));
-    let msg = if kind == FailureKind::Timeout { format!("{msg} (waited {} ms)", timeout.as_millis()) } else { msg };
+    let msg = if kind == FailureKind::Timeout {
+        format!("{msg} (waited {} ms)", timeout.as_millis())
+    } else {
+        msg
+    };
     Err(ctx.fail(what, msg, kind))
 }
 
-fn first_failure(compiled: &[(String, Matcher)], leds: Option<&[String]>, beeper: Option<&str>, o: &super::Observed, host: &Host) -> Option<(String, String)> {
+fn first_failure(
+    compiled: &[(String, Matcher)],
+    leds: Option<&[String]>,
+    beeper: Option<&str>,
+    o: &super::Observed,
+    host: &Host,
+) -> Option<(String, String)> {
     let no_echo = |_: &str| None;
     for (what, m) in compiled {
         let actual = actual_of(what, o, host);
@@ -490,13 +663,21 @@ fn actual_of(what: &str, o: &super::Observed, host: &Host) -> Option<String> {
         };
     }
     if let Some(k) = what.strip_prefix("host.") {
-        let requests: Vec<&acquirer::log::Exchange> = host.log().iter().filter(|x| x.direction == acquirer::log::Direction::In && x.is_message()).collect();
+        let requests: Vec<&acquirer::log::Exchange> = host
+            .log()
+            .iter()
+            .filter(|x| x.direction == acquirer::log::Direction::In && x.is_message())
+            .collect();
         if k == "count" {
             return Some(requests.len().to_string());
         }
         let f = k.strip_prefix("last.")?;
         let last = requests.last()?;
-        return if f == "mti" { last.mti.clone() } else { last.field(f).map(str::to_string) };
+        return if f == "mti" {
+            last.mti.clone()
+        } else {
+            last.field(f).map(str::to_string)
+        };
     }
     None
 }
@@ -513,7 +694,11 @@ fn status_bmp(s: Option<&protocol::zvt::command::StatusInformation>, bmp: &str) 
         "0D" => digits(s.date.as_ref().map(|b| b.digits())),
         "29" => digits(s.tid.as_ref().map(|b| b.digits())),
         "22" => s.pan.as_ref().map(|p| p.masked()),
-        "3B" => s.aid.map(|a| String::from_utf8_lossy(&a).trim_end_matches('\0').to_string()),
+        "3B" => s.aid.map(|a| {
+            String::from_utf8_lossy(&a)
+                .trim_end_matches('\0')
+                .to_string()
+        }),
         "19" => s.payment_type.map(|p| format!("{p:02X}")),
         _ => None,
     }
@@ -529,7 +714,9 @@ fn password(p: &Option<String>, ctx: &Ctx<'_>) -> Result<Bcd<3>, String> {
 
 fn currency(c: &Option<String>, ctx: &Ctx<'_>) -> Result<protocol::money::Currency, String> {
     match c {
-        Some(c) => subst(c, &ctx.vars)?.parse().map_err(|e: protocol::money::MoneyError| e.to_string()),
+        Some(c) => subst(c, &ctx.vars)?
+            .parse()
+            .map_err(|e: protocol::money::MoneyError| e.to_string()),
         None => Ok(ctx.profile.currency),
     }
 }
@@ -537,23 +724,43 @@ fn currency(c: &Option<String>, ctx: &Ctx<'_>) -> Result<protocol::money::Curren
 fn tlv_reference(r: &Option<String>, ctx: &Ctx<'_>) -> Result<Option<Vec<u8>>, String> {
     let Some(r) = r else { return Ok(None) };
     let mut v = Vec::new();
-    protocol::tlv::write(&mut v, protocol::tlv::Tag(tlv_tag::TRANSACTION_ID), subst(r, &ctx.vars)?.as_bytes());
+    protocol::tlv::write(
+        &mut v,
+        protocol::tlv::Tag(tlv_tag::TRANSACTION_ID),
+        subst(r, &ctx.vars)?.as_bytes(),
+    );
     Ok(Some(v))
 }
 
-fn build_ecr(c: &EcrCommand, ctx: &Ctx<'_>, cards: &dyn Fn(&str) -> Option<CardFixture>) -> Result<Vec<u8>, String> {
+fn build_ecr(
+    c: &EcrCommand,
+    ctx: &Ctx<'_>,
+    cards: &dyn Fn(&str) -> Option<CardFixture>,
+) -> Result<Vec<u8>, String> {
     let cmd = match c {
-        EcrCommand::Raw(h) => return parse_hex(&subst(h, &ctx.vars)?).ok_or_else(|| format!("{h:?} is not hex")),
+        EcrCommand::Raw(h) => {
+            return parse_hex(&subst(h, &ctx.vars)?).ok_or_else(|| format!("{h:?} is not hex"));
+        }
         EcrCommand::Registration(r) => {
             let config = match &r.config {
-                Some(c) => parse_hex(c).and_then(|b| b.first().copied()).ok_or("config must be one hex byte")?,
+                Some(c) => parse_hex(c)
+                    .and_then(|b| b.first().copied())
+                    .ok_or("config must be one hex byte")?,
                 None => 0xBA,
             };
             let mut tlv = Vec::new();
             if r.print_blocks {
                 let mut inner = Vec::new();
-                protocol::tlv::write(&mut inner, protocol::tlv::Tag(tlv_tag::ZVT_COMMAND), &[0x06, 0xD3]);
-                protocol::tlv::write(&mut tlv, protocol::tlv::Tag(tlv_tag::PERMITTED_COMMANDS), &inner);
+                protocol::tlv::write(
+                    &mut inner,
+                    protocol::tlv::Tag(tlv_tag::ZVT_COMMAND),
+                    &[0x06, 0xD3],
+                );
+                protocol::tlv::write(
+                    &mut tlv,
+                    protocol::tlv::Tag(tlv_tag::PERMITTED_COMMANDS),
+                    &inner,
+                );
             }
             Command::Registration(ZRegistration {
                 password: password(&r.password, ctx)?,
@@ -594,12 +801,23 @@ fn build_ecr(c: &EcrCommand, ctx: &Ctx<'_>, cards: &dyn Fn(&str) -> Option<CardF
             if let Some(o) = &r.original {
                 let get = |x: &Option<String>| x.as_ref().map(|v| subst(v, &ctx.vars)).transpose();
                 let zo = if let Some(rrn) = get(&o.rrn)? {
-                    let d = get(&o.date)?.ok_or("an original named by RRN needs its date (MMDD)")?;
-                    let (m, dd) = (d.get(..2).and_then(|x| x.parse().ok()), d.get(2..4).and_then(|x| x.parse().ok()));
-                    ZOriginal::RrnDate { rrn, month: m.ok_or("bad MMDD")?, day: dd.ok_or("bad MMDD")? }
+                    let d =
+                        get(&o.date)?.ok_or("an original named by RRN needs its date (MMDD)")?;
+                    let (m, dd) = (
+                        d.get(..2).and_then(|x| x.parse().ok()),
+                        d.get(2..4).and_then(|x| x.parse().ok()),
+                    );
+                    ZOriginal::RrnDate {
+                        rrn,
+                        month: m.ok_or("bad MMDD")?,
+                        day: dd.ok_or("bad MMDD")?,
+                    }
                 } else if let Some(stan) = get(&o.stan)? {
                     let batch = get(&o.batch)?.unwrap_or_else(|| "0".into());
-                    ZOriginal::TraceBatch { trace: stan.parse().map_err(|_| "bad stan")?, batch: batch.parse().map_err(|_| "bad batch")? }
+                    ZOriginal::TraceBatch {
+                        trace: stan.parse().map_err(|_| "bad stan")?,
+                        batch: batch.parse().map_err(|_| "bad batch")?,
+                    }
                 } else if let Some(a) = get(&o.auth_code)? {
                     ZOriginal::AuthCode(a)
                 } else {
@@ -613,7 +831,11 @@ fn build_ecr(c: &EcrCommand, ctx: &Ctx<'_>, cards: &dyn Fn(&str) -> Option<CardF
             let receipt = subst(&r.receipt, &ctx.vars)?;
             let digits = receipt.trim_start_matches('0');
             let amount = match &r.amount {
-                Some(a) => Some(a.resolve(ctx.profile.currency).map_err(|e| e.to_string())?.minor()),
+                Some(a) => Some(
+                    a.resolve(ctx.profile.currency)
+                        .map_err(|e| e.to_string())?
+                        .minor(),
+                ),
                 None => None,
             };
             Command::Reversal(ZReversal {
@@ -623,10 +845,19 @@ fn build_ecr(c: &EcrCommand, ctx: &Ctx<'_>, cards: &dyn Fn(&str) -> Option<CardF
                 ..Default::default()
             })
         }
-        EcrCommand::EndOfDay(p) => Command::EndOfDay(PasswordCommand::new(password(&p.password, ctx)?)),
-        EcrCommand::RepeatReceipt(p) => Command::RepeatReceipt(PasswordCommand::new(password(&p.password, ctx)?)),
-        EcrCommand::Initialisation(p) => Command::Initialisation(PasswordCommand::new(password(&p.password, ctx)?)),
-        EcrCommand::StatusEnquiry(p) => Command::StatusEnquiry(StatusEnquiry { password: Some(password(&p.password, ctx)?), ..Default::default() }),
+        EcrCommand::EndOfDay(p) => {
+            Command::EndOfDay(PasswordCommand::new(password(&p.password, ctx)?))
+        }
+        EcrCommand::RepeatReceipt(p) => {
+            Command::RepeatReceipt(PasswordCommand::new(password(&p.password, ctx)?))
+        }
+        EcrCommand::Initialisation(p) => {
+            Command::Initialisation(PasswordCommand::new(password(&p.password, ctx)?))
+        }
+        EcrCommand::StatusEnquiry(p) => Command::StatusEnquiry(StatusEnquiry {
+            password: Some(password(&p.password, ctx)?),
+            ..Default::default()
+        }),
         EcrCommand::Diagnosis(_) => Command::Diagnosis(TlvOnly::default()),
         EcrCommand::LogOff(_) => Command::LogOff(TlvOnly::default()),
         EcrCommand::Abort(_) => Command::AbortFromEcr(AbortFromEcr::default()),
@@ -655,7 +886,11 @@ fn directive(h: &HostStep, ctx: &Ctx<'_>) -> Result<Directive, String> {
     if !preds.is_empty() {
         d = d.when(move |req| {
             preds.iter().all(|(k, m)| {
-                let actual = if k == "mti" { Some(req.mti().to_string()) } else { req.value(k) };
+                let actual = if k == "mti" {
+                    Some(req.mti().to_string())
+                } else {
+                    req.value(k)
+                };
                 m.check(actual.as_deref(), &|_| None).is_ok()
             })
         });

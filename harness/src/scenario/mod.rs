@@ -27,7 +27,7 @@ pub type AmountValue = protocol::money::AmountSpec;
 pub enum MatcherValue {
     Exact(String),
     /// A YAML integer: compared numerically (`4: 3333` matches `000000003333`).
-    Number(i128),
+    Number(i64),
     Regex(String),
     Contains(String),
     Present(bool),
@@ -68,7 +68,7 @@ impl<'de> Deserialize<'de> for MatcherValue {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Scalar {
-            Int(i128),
+            Int(i64),
             Str(String),
         }
         impl Scalar {
@@ -82,7 +82,7 @@ impl<'de> Deserialize<'de> for MatcherValue {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
-            Int(i128),
+            Int(i64),
             Str(String),
             Op(Op),
             Float(f64),
