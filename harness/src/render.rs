@@ -117,7 +117,12 @@ pub fn zvt(apdu: &[u8], answering_enquiry: bool, n: &mut Normaliser) -> String {
         }
         (0x06, 0xD1) => {
             if let Some((attr, text)) = data.split_first() {
-                out.push_str(&format!(" attr={attr:02X} {}", ascii(text)));
+                // Receipt text: identifiers, dates and times normalised like a printed receipt.
+                let shown = n.receipt_text(&String::from_utf8_lossy(text));
+                out.push_str(&format!(
+                    " attr={attr:02X} {:?}",
+                    shown.trim_end_matches('\n')
+                ));
             }
             return out;
         }

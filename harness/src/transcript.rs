@@ -51,10 +51,61 @@ impl Channel {
     }
 }
 
+/// What an entry holds. Identifiers are renumbered when the transcript is rendered, in the
+/// fixed order of the rendering (per step, per channel), so numbering never depends on the
+/// order in which channels happened to deliver on a rig.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    /// Shown as it is.
+    Text(String),
+    /// A ZVT APDU; `enquiry` marks a 06 0F answering 05 01; `suffix` follows the rendering.
+    Zvt {
+        apdu: Vec<u8>,
+        enquiry: bool,
+        suffix: String,
+    },
+    /// An ISO 8583 message as the acquirer logged it (fields already masked).
+    Iso {
+        mti: String,
+        fields: Vec<(String, String)>,
+        note: Option<String>,
+    },
+    /// Receipt text (a printed slip, or print lines to the ECR), normalised line by line.
+    Receipt { title: String, text: String },
+}
+
+impl Item {
+    fn render(&self, n: &mut Normaliser) -> String {
+        match self {
+            Item::Text(t) => t.clone(),
+            Item::Zvt {
+                apdu,
+                enquiry,
+                suffix,
+            } => format!("{}{suffix}", crate::render::zvt(apdu, *enquiry, n)),
+            Item::Iso { mti, fields, note } => {
+                let mut s = crate::render::iso(Some(mti), fields, n);
+                if let Some(x) = note {
+                    s.push_str(&format!("  ({x})"));
+                }
+                s
+            }
+            Item::Receipt { title, text } => {
+                let body = n.receipt_text(text);
+                if title.is_empty() {
+                    body.trim_end().to_string()
+                } else {
+                    format!("{title}\n{}", body.trim_end())
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub channel: Channel,
-    pub text: String,
+    pub item: Item,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -260,9 +311,18 @@ pub struct Transcript {
     pub steps: Vec<StepRecord>,
     /// Entries before the first step (power-on, setup).
     pub setup: StepRecord,
+    /// The local date of the scenario clock: dates render relative to it.
+    pub today: Option<NaiveDate>,
 }
 
 impl Transcript {
+    pub fn new(today: NaiveDate) -> Self {
+        Transcript {
+            today: Some(today),
+            ..Default::default()
+        }
+    }
+
     pub fn begin_step(&mut self, title: String) {
         self.steps.push(StepRecord {
             title,
@@ -270,7 +330,7 @@ impl Transcript {
         });
     }
 
-    pub fn push(&mut self, channel: Channel, text: String) {
+    pub fn push(&mut self, channel: Channel, item: Item) {
         let step = self.steps.last_mut().unwrap_or(&mut self.setup);
         if channel == Channel::Display {
             // A display that did not change is not news.
@@ -279,7 +339,7 @@ impl Transcript {
                 .iter()
                 .rev()
                 .find(|e| e.channel == Channel::Display)
-                .is_some_and(|e| e.text == text)
+                .is_some_and(|e| e.item == item)
             {
                 return;
             }
@@ -288,15 +348,20 @@ impl Transcript {
             if let Some(last) = step.entries.last_mut()
                 && last.channel == Channel::Display
             {
-                last.text = text;
+                last.item = item;
                 return;
             }
         }
-        step.entries.push(Entry { channel, text });
+        step.entries.push(Entry { channel, item });
     }
 
-    /// Text for the snapshot: per step, per channel (in a fixed order), entries in order.
+    /// Text for the snapshot: per step, per channel (in a fixed order), entries in order;
+    /// identifiers renumbered in that order.
     pub fn render(&self) -> String {
+        let mut n = match self.today {
+            Some(t) => Normaliser::new(t),
+            None => Normaliser::default(),
+        };
         let mut out = String::new();
         let order = [
             Channel::Note,
@@ -310,11 +375,12 @@ impl Transcript {
             Channel::Printer,
             Channel::Link,
         ];
-        let mut render_step = |title: &str, entries: &[Entry]| {
+        let mut render_step = |title: &str, entries: &[Entry], n: &mut Normaliser| {
             let _ = writeln!(out, "== {title}");
             for ch in order {
                 for e in entries.iter().filter(|e| e.channel == ch) {
-                    let mut lines = e.text.lines();
+                    let text = e.item.render(n);
+                    let mut lines = text.lines();
                     let first = lines.next().unwrap_or("");
                     let _ = writeln!(out, "{} {}", ch.label(), first);
                     for l in lines {
@@ -324,10 +390,10 @@ impl Transcript {
             }
         };
         if !self.setup.entries.is_empty() {
-            render_step("setup", &self.setup.entries);
+            render_step("setup", &self.setup.entries, &mut n);
         }
         for (i, s) in self.steps.iter().enumerate() {
-            render_step(&format!("step {}: {}", i + 1, s.title), &s.entries);
+            render_step(&format!("step {}: {}", i + 1, s.title), &s.entries, &mut n);
         }
         out
     }
@@ -369,11 +435,12 @@ mod tests {
     #[test]
     fn render_groups_by_step_and_channel() {
         let mut t = Transcript::default();
+        let txt = |s: &str| Item::Text(s.into());
         t.begin_step("keys MENU".into());
-        t.push(Channel::Display, "退货".into());
-        t.push(Channel::HostIn, "0220 4=000000003333".into());
-        t.push(Channel::Display, "退货".into());
-        t.push(Channel::Display, "退货成功".into());
+        t.push(Channel::Display, txt("退货"));
+        t.push(Channel::HostIn, txt("0220 4=000000003333"));
+        t.push(Channel::Display, txt("退货"));
+        t.push(Channel::Display, txt("退货成功"));
         let r = t.render();
         assert_eq!(
             r,
@@ -381,8 +448,8 @@ mod tests {
         );
         // Typing: frames with nothing in between collapse into the last.
         t.begin_step("keys 1 2".into());
-        t.push(Channel::Display, "1".into());
-        t.push(Channel::Display, "12".into());
+        t.push(Channel::Display, txt("1"));
+        t.push(Channel::Display, txt("12"));
         assert!(t.render().ends_with("== step 2: keys 1 2\ndisplay 12\n"));
     }
 }

@@ -27,7 +27,7 @@ use crate::render;
 use crate::runner::steps::subst;
 use crate::runner::{CardAct, Finished, LineFaults, Observed, Recorder, World, WorldFault};
 use crate::scenario::load::{LoadedScenario, Variant};
-use crate::transcript::{Channel, Normaliser};
+use crate::transcript::{Channel, Item};
 
 pub struct EmulatedWorld {
     clock: VirtualClock,
@@ -195,7 +195,7 @@ impl EmulatedWorld {
             delayed: VecDeque::new(),
             cards,
             obs: Observed::default(),
-            rec: Recorder::new(Normaliser::new(today), ls.scenario.link_events),
+            rec: Recorder::new(today, ls.scenario.link_events),
             printer: protocol::escpos::Parser::new(),
             host_seen: 0,
             answering_enquiry: false,
@@ -314,11 +314,9 @@ impl EmulatedWorld {
                     let text = protocol::escpos::render_text(&r, width);
                     self.obs.printer_text.push_str(&text);
                     self.obs.receipts += 1;
-                    let norm = self.rec.norm.receipt_text(&text);
-                    self.rec.push(
-                        Channel::Printer,
-                        format!("receipt #{}\n{}", self.obs.receipts, norm.trim_end()),
-                    );
+                    let title = format!("receipt #{}", self.obs.receipts);
+                    self.rec
+                        .item(Channel::Printer, Item::Receipt { title, text });
                 }
             }
             Output::Leds(l) => {
@@ -382,25 +380,23 @@ impl EmulatedWorld {
                 acquirer::log::Direction::In => Channel::HostIn,
                 acquirer::log::Direction::Out => Channel::HostOut,
             };
-            let text = match &x.mti {
-                Some(m) => {
-                    let mut s = render::iso(Some(m), &x.fields, &mut self.rec.norm);
-                    if let Some(n) = &x.note {
-                        s.push_str(&format!("  ({n})"));
-                    }
-                    s
-                }
+            let item = match &x.mti {
+                Some(m) => Item::Iso {
+                    mti: m.clone(),
+                    fields: x.fields.clone(),
+                    note: x.note.clone(),
+                },
                 None => match &x.note {
                     // Connection events are not behaviour of the terminal; keep the transcript
                     // to messages and problems.
                     Some(n) if n.contains("connected") || n.contains("closed by the terminal") => {
                         continue;
                     }
-                    Some(n) => format!("[{n}]"),
+                    Some(n) => Item::Text(format!("[{n}]")),
                     None => continue,
                 },
             };
-            self.rec.push(ch, text);
+            self.rec.item(ch, item);
         }
     }
 
@@ -408,32 +404,35 @@ impl EmulatedWorld {
         let render_cmd = |w: &mut EmulatedWorld, c: &Command, replied: &Reply| {
             w.obs.ecr.messages += 1;
             let bytes = c.to_bytes().unwrap_or_default();
-            let text = render::zvt(
-                &bytes,
-                w.answering_enquiry && matches!(c, Command::EnquiryCompletion(_)),
-                &mut w.rec.norm,
+            let name = render::zvt_name(
+                bytes.first().copied().unwrap_or(0),
+                bytes.get(1).copied().unwrap_or(0),
             );
-            w.rec.push(Channel::EcrIn, text);
+            let enquiry = w.answering_enquiry && matches!(c, Command::EnquiryCompletion(_));
+            w.rec.item(
+                Channel::EcrIn,
+                Item::Zvt {
+                    apdu: bytes,
+                    enquiry,
+                    suffix: String::new(),
+                },
+            );
             match replied {
                 Reply::Ack => {}
-                Reply::Nack(code) => w.rec.push(
+                Reply::Nack(code) => w
+                    .rec
+                    .push(Channel::EcrOut, format!("84 {code:02X} nack (to {name})")),
+                Reply::Silent => w
+                    .rec
+                    .push(Channel::EcrOut, format!("(no answer to {name})")),
+                Reply::Raw(r) => w.rec.item(
                     Channel::EcrOut,
-                    format!(
-                        "84 {code:02X} nack (to {})",
-                        render::zvt_name(bytes[0], bytes[1])
-                    ),
+                    Item::Zvt {
+                        apdu: r.clone(),
+                        enquiry: false,
+                        suffix: format!(" (to {name})"),
+                    },
                 ),
-                Reply::Silent => w.rec.push(
-                    Channel::EcrOut,
-                    format!("(no answer to {})", render::zvt_name(bytes[0], bytes[1])),
-                ),
-                Reply::Raw(r) => {
-                    let shown = render::zvt(r, false, &mut w.rec.norm);
-                    w.rec.push(
-                        Channel::EcrOut,
-                        format!("{shown} (to {})", render::zvt_name(bytes[0], bytes[1])),
-                    );
-                }
             }
         };
         match ev {
@@ -489,10 +488,15 @@ impl EmulatedWorld {
                     self.obs.ecr.text.push_str(&l);
                     self.obs.ecr.text.push('\n');
                 }
-                let lines = render::print_block_lines(&block.tlv).join("\n  ");
+                let text = render::print_block_lines(&block.tlv).join("\n");
                 self.obs.ecr.messages += 1;
-                self.rec
-                    .push(Channel::EcrIn, format!("06 D3 print-text-block\n  {lines}"));
+                self.rec.item(
+                    Channel::EcrIn,
+                    Item::Receipt {
+                        title: "06 D3 print-text-block".into(),
+                        text,
+                    },
+                );
                 if replied != Reply::Ack {
                     self.rec.push(
                         Channel::EcrOut,
@@ -712,8 +716,14 @@ impl World for EmulatedWorld {
         self.answering_enquiry = apdu.starts_with(&[0x05, 0x01]);
         let t = self.elapsed_ms();
         self.rec.raw("ecr-out", t, &crate::redact::zvt(&apdu));
-        let shown = render::zvt(&apdu, false, &mut self.rec.norm);
-        self.rec.push(Channel::EcrOut, shown);
+        self.rec.item(
+            Channel::EcrOut,
+            Item::Zvt {
+                apdu: apdu.clone(),
+                enquiry: false,
+                suffix: String::new(),
+            },
+        );
         let r = if apdu.starts_with(&[0x06, 0xB0]) {
             self.ecr.abort(now)
         } else {

@@ -22,7 +22,7 @@ pub use observed::Observed;
 use crate::rig::LoadedRig;
 use crate::scenario::load::{LoadedScenario, Variant};
 use crate::snapshot;
-use crate::transcript::{Channel, Normaliser, Transcript};
+use crate::transcript::{Channel, Item, Transcript};
 
 /// A card action by fixture name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,29 +83,30 @@ pub trait World {
     fn settle(&mut self);
 }
 
-/// The transcript being written and the normaliser that keeps it rig-independent.
+/// The transcript being written (normalised when rendered, so it is rig-independent).
 pub struct Recorder {
     pub transcript: Transcript,
-    pub norm: Normaliser,
     pub link_events: bool,
     /// Raw bytes per channel with timestamps (ms since the run started), PAN-redacted.
     pub raw: BTreeMap<&'static str, Vec<(i64, Vec<u8>)>>,
 }
 
 impl Recorder {
-    pub fn new(norm: Normaliser, link_events: bool) -> Recorder {
+    pub fn new(today: chrono::NaiveDate, link_events: bool) -> Recorder {
         Recorder {
-            transcript: Transcript::default(),
-            norm,
+            transcript: Transcript::new(today),
             link_events,
             raw: BTreeMap::new(),
         }
     }
     pub fn push(&mut self, ch: Channel, text: String) {
+        self.item(ch, Item::Text(text));
+    }
+    pub fn item(&mut self, ch: Channel, item: Item) {
         if ch == Channel::Link && !self.link_events {
             return;
         }
-        self.transcript.push(ch, text);
+        self.transcript.push(ch, item);
     }
     pub fn raw(&mut self, channel: &'static str, t: i64, bytes: &[u8]) {
         self.raw
