@@ -148,7 +148,7 @@ pub fn zvt(apdu: &[u8], answering_enquiry: bool, n: &mut Normaliser) -> String {
 
 fn bmp_value(tag: u8, v: &[u8], n: &mut Normaliser) -> String {
     let val = match tag {
-        0x0B | 0x37 => n.id("TRACE", &bcd_digits(v)),
+        0x0B | 0x37 => n.id("STAN", &bcd_digits(v)),
         0x87 => n.id("RECEIPT", &bcd_digits(v)),
         0x0C => "[TIME]".into(),
         0x0D => n.mmdd(&bcd_digits(v)),
