@@ -272,7 +272,7 @@ mod tests {
         );
         assert!(s.contains("22=559883******8074"), "{s}");
         assert!(
-            s.contains("87=[RECEIPT#1]") && s.contains("0B=[TRACE#1]"),
+            s.contains("87=[RECEIPT#1]") && s.contains("0B=[STAN#1]"),
             "{s}"
         );
         assert!(s.contains("8B=\"MasterCard\""), "{s}");
