@@ -90,7 +90,8 @@ pub fn load(args: &AcquirerArgs, now: Instant) -> Result<Host, Error> {
         } else {
             None
         };
-        let card_pan = |name: &str| -> Option<Pan> { cards.as_ref()?.get(name).map(|c| c.pan().clone()) };
+        let card_pan =
+            |name: &str| -> Option<Pan> { cards.as_ref()?.get(name).map(|c| c.pan().clone()) };
         let txns = fixture.resolve(&ResolveContext {
             now,
             time_zone: owner.time_zone,

@@ -53,7 +53,9 @@ use protocol::iso8583::dialect::MtiEncoding;
 use protocol::iso8583::framing::Fault as FrameFault;
 use protocol::iso8583::keys::{DoubleKey, WorkingKeys, tdes_ecb_encrypt};
 use protocol::iso8583::mac;
-use protocol::iso8583::subfield::{FeeInfo, Field60, Field61, Field90, SettlementTotals, reconciliation};
+use protocol::iso8583::subfield::{
+    FeeInfo, Field60, Field61, Field90, SettlementTotals, reconciliation,
+};
 use protocol::iso8583::{Dialect, DialectFamily, Message, MessageRef, Mti};
 use protocol::money::{Currency, Money};
 use protocol::time::{Instant, Tz};
@@ -230,7 +232,16 @@ impl Host {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.conns.insert(id, Conn { buf: Vec::new() });
-        self.push_log(id, now, Direction::In, None, Vec::new(), 0, Some("connected".into()), None);
+        self.push_log(
+            id,
+            now,
+            Direction::In,
+            None,
+            Vec::new(),
+            0,
+            Some("connected".into()),
+            None,
+        );
         id
     }
 
@@ -242,10 +253,7 @@ impl Host {
         };
         c.buf.extend_from_slice(bytes);
         let prefix = self.dialect.length_prefix;
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                break;
-            };
+        while let Some(c) = self.conns.get_mut(&conn) {
             match prefix.decode(&mut c.buf) {
                 Ok(None) => break,
                 Ok(Some(frame)) if frame.is_empty() => continue, // keep-alive
@@ -276,9 +284,21 @@ impl Host {
             let note = if c.buf.is_empty() {
                 "closed by the terminal".to_string()
             } else {
-                format!("closed by the terminal, {} bytes of an unfinished frame dropped", c.buf.len())
+                format!(
+                    "closed by the terminal, {} bytes of an unfinished frame dropped",
+                    c.buf.len()
+                )
             };
-            self.push_log(conn, now, Direction::In, None, Vec::new(), 0, Some(note), None);
+            self.push_log(
+                conn,
+                now,
+                Direction::In,
+                None,
+                Vec::new(),
+                0,
+                Some(note),
+                None,
+            );
         }
     }
 
@@ -414,7 +434,16 @@ impl Host {
                 Some(n) => format!("closed by the host ({n})"),
                 None => "closed by the host".into(),
             };
-            self.push_log(conn, now, Direction::Out, None, Vec::new(), 0, Some(n), None);
+            self.push_log(
+                conn,
+                now,
+                Direction::Out,
+                None,
+                Vec::new(),
+                0,
+                Some(n),
+                None,
+            );
         }
     }
 
@@ -508,29 +537,57 @@ impl Host {
     // ---- decisions ----
 
     /// The reply to a decoded request and a note for the log.
-    fn decide(&mut self, m: &MessageRef<'_>, now: Instant, respond: &Respond) -> (Message, Option<String>) {
+    fn decide(
+        &mut self,
+        m: &MessageRef<'_>,
+        now: Instant,
+        respond: &Respond,
+    ) -> (Message, Option<String>) {
         let d = Arc::clone(&self.dialect);
         let kind = match classify(&d, m) {
             Ok(k) => k,
             Err(r) => return self.refuse(m, None, r, respond, now),
         };
         let Some(tid) = m.field_str(41).map(|s| s.into_owned()) else {
-            return self.refuse(m, None, ("30", "terminal ID (41) missing".into()), respond, now);
+            return self.refuse(
+                m,
+                None,
+                ("30", "terminal ID (41) missing".into()),
+                respond,
+                now,
+            );
         };
         let Some(t) = self.config.terminal(&tid).cloned() else {
             let code = match d.family {
                 DialectFamily::Cup => "97",
                 DialectFamily::Iso87 => "58",
             };
-            return self.refuse(m, None, (code, format!("terminal {tid} is not on file")), respond, now);
+            return self.refuse(
+                m,
+                None,
+                (code, format!("terminal {tid} is not on file")),
+                respond,
+                now,
+            );
         };
         match m.field_str(42) {
-            None => return self.refuse(m, Some(&t), ("30", "merchant ID (42) missing".into()), respond, now),
+            None => {
+                return self.refuse(
+                    m,
+                    Some(&t),
+                    ("30", "merchant ID (42) missing".into()),
+                    respond,
+                    now,
+                );
+            }
             Some(mid) if mid != t.merchant_id => {
                 return self.refuse(
                     m,
                     Some(&t),
-                    ("03", format!("merchant {mid} is not the merchant of terminal {tid}")),
+                    (
+                        "03",
+                        format!("merchant {mid} is not the merchant of terminal {tid}"),
+                    ),
                     respond,
                     now,
                 );
@@ -538,7 +595,13 @@ impl Host {
             Some(_) => {}
         }
         if let Some(n) = required(kind, d.family).iter().find(|&&n| !m.has(n)) {
-            return self.refuse(m, Some(&t), ("30", format!("field {n} missing")), respond, now);
+            return self.refuse(
+                m,
+                Some(&t),
+                ("30", format!("field {n} missing")),
+                respond,
+                now,
+            );
         }
         let network = matches!(kind, Kind::SignOn { .. } | Kind::SignOff | Kind::EchoTest);
         if t.mac == MacMode::X919 && !network {
@@ -629,13 +692,24 @@ impl Host {
         now: Instant,
     ) -> (Message, Option<String>) {
         if let Respond::Decline(c) = respond {
-            return (self.reply(m, Some(t), c, now, |_| {}), Some(format!("declined {c} by directive; no keys issued")));
+            return (
+                self.reply(m, Some(t), c, now, |_| {}),
+                Some(format!("declined {c} by directive; no keys issued")),
+            );
         }
-        let Some(tmk) = self.config.keys.master_key(&t.terminal_id).map(|k| DoubleKey::new(*k)) else {
+        let Some(tmk) = self
+            .config
+            .keys
+            .master_key(&t.terminal_id)
+            .map(|k| DoubleKey::new(*k))
+        else {
             return self.refuse(
                 m,
                 Some(t),
-                ("A7", format!("no master key for {} in the key table", t.terminal_id)),
+                (
+                    "A7",
+                    format!("no master key for {} in the key table", t.terminal_id),
+                ),
                 respond,
                 now,
             );
@@ -651,15 +725,27 @@ impl Host {
         let counter = self.sessions.get(&t.terminal_id).map_or(0, |s| s.counter);
         let note = format!(
             "signed on: session {counter}, {} keys",
-            if single { "single-length" } else { "double-length" }
+            if single {
+                "single-length"
+            } else {
+                "double-length"
+            }
         );
         (r, Some(note))
     }
 
     /// The ledger's view of a financial request.
-    fn request(&self, m: &MessageRef<'_>, t: &KnownTerminal, now: Instant, need_pan: bool) -> Result<Request, Refusal> {
+    fn request(
+        &self,
+        m: &MessageRef<'_>,
+        t: &KnownTerminal,
+        now: Instant,
+        need_pan: bool,
+    ) -> Result<Request, Refusal> {
         let stan = digits_u32(m, 11).ok_or(("30", "STAN (11) is not 6 digits".to_string()))?;
-        let batch = self.batch(m).ok_or(("30", "batch number (60) missing or malformed".to_string()))?;
+        let batch = self
+            .batch(m)
+            .ok_or(("30", "batch number (60) missing or malformed".to_string()))?;
         let amount = self.amount(m, t)?;
         let pan = match card_number(m) {
             Some(digits) => {
@@ -691,7 +777,9 @@ impl Host {
     fn batch(&self, m: &MessageRef<'_>) -> Option<u32> {
         let s = m.field_str(60)?;
         match self.dialect.family {
-            DialectFamily::Cup => (s.len() >= 8).then(|| Field60::parse(&s).ok().map(|f| f.batch)).flatten(),
+            DialectFamily::Cup => (s.len() >= 8)
+                .then(|| Field60::parse(&s).ok().map(|f| f.batch))
+                .flatten(),
             DialectFamily::Iso87 => {
                 (!s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit()))
                     .then(|| s.parse().ok())
@@ -709,8 +797,12 @@ impl Host {
                 .and_then(Currency::from_numeric)
                 .ok_or(("30", format!("currency 49={c} is not known")))?,
         };
-        let s = m.field_str(4).ok_or(("30", "amount (4) missing".to_string()))?;
-        let minor: u64 = s.parse().map_err(|_| ("30", format!("amount 4={s} is not digits")))?;
+        let s = m
+            .field_str(4)
+            .ok_or(("30", "amount (4) missing".to_string()))?;
+        let minor: u64 = s
+            .parse()
+            .map_err(|_| ("30", format!("amount 4={s} is not digits")))?;
         Ok(Money::from_minor(minor, currency))
     }
 
@@ -731,7 +823,9 @@ impl Host {
                 }
             }
             (DialectFamily::Iso87, Kind::Void) => {
-                let s = m.field_str(90).ok_or(("30", "field 90 missing".to_string()))?;
+                let s = m
+                    .field_str(90)
+                    .ok_or(("30", "field 90 missing".to_string()))?;
                 let f = Field90::parse(&s).map_err(|e| ("30", e.to_string()))?;
                 key.stan = Some(f.orig_stan);
                 key.batch = self.batch(m);
@@ -774,7 +868,9 @@ impl Host {
                     }
                     Respond::Decline(c) => {
                         reply.set(39, c);
-                        note.push_str(&format!("; 39 forced to {c} by directive, ledger unchanged"));
+                        note.push_str(&format!(
+                            "; 39 forced to {c} by directive, ledger unchanged"
+                        ));
                     }
                 }
                 return (reply, Some(note));
@@ -818,13 +914,16 @@ impl Host {
                 self.ledger.record_decline(txn_type, &req, code, o);
                 (
                     self.reply(m, Some(t), code, now, |_| {}),
-                    Some(format!("declined {code} by directive; recorded as declined")),
+                    Some(format!(
+                        "declined {code} by directive; recorded as declined"
+                    )),
                 )
             }
             _ => {
                 let decision = match (kind, &orig_key) {
                     (Kind::Sale, _) => {
-                        self.ledger.sale(&req, surcharge, t.surcharge_refundable, &self.config.fees)
+                        self.ledger
+                            .sale(&req, surcharge, t.surcharge_refundable, &self.config.fees)
                     }
                     (Kind::Void, Some(k)) => self.ledger.void(&req, k),
                     (_, Some(k)) => self.ledger.refund(&req, k, &self.config.fees),
@@ -863,7 +962,8 @@ impl Host {
                     Decision::Declined { code, reason } => {
                         if *respond == Respond::Approve {
                             let o = original(&self.ledger);
-                            let (_, rrn, auth) = self.ledger.record_forced_approval(txn_type, &req, o);
+                            let (_, rrn, auth) =
+                                self.ledger.record_forced_approval(txn_type, &req, o);
                             let amount = req.amount.minor();
                             let r = self.reply(m, Some(t), "00", now, |r| {
                                 r.rrn = Some(rrn);
@@ -881,7 +981,10 @@ impl Host {
                                 )),
                             )
                         } else {
-                            (self.reply(m, Some(t), code, now, |_| {}), Some(reason.to_string()))
+                            (
+                                self.reply(m, Some(t), code, now, |_| {}),
+                                Some(reason.to_string()),
+                            )
                         }
                     }
                 }
@@ -934,10 +1037,22 @@ impl Host {
                 .map(|f| f.orig_stan),
         };
         let Some(stan) = stan else {
-            return self.refuse(m, Some(t), ("30", "original STAN missing or malformed".into()), respond, now);
+            return self.refuse(
+                m,
+                Some(t),
+                ("30", "original STAN missing or malformed".into()),
+                respond,
+                now,
+            );
         };
         let Some(batch) = self.batch(m) else {
-            return self.refuse(m, Some(t), ("30", "batch number (60) missing or malformed".into()), respond, now);
+            return self.refuse(
+                m,
+                Some(t),
+                ("30", "batch number (60) missing or malformed".into()),
+                respond,
+                now,
+            );
         };
         let amount = match self.amount(m, t) {
             Ok(a) => a,
@@ -947,10 +1062,16 @@ impl Host {
             let note = format!("declined {c} by directive; nothing reversed");
             return (self.reply(m, Some(t), c, now, |_| {}), Some(note));
         }
-        let r = match self.ledger.reverse(&t.terminal_id, stan, Some(batch), amount) {
+        let r = match self
+            .ledger
+            .reverse(&t.terminal_id, stan, Some(batch), amount)
+        {
             Ok(true) => ("00", format!("reversed STAN {stan:06} of batch {batch:06}")),
             Ok(false) => ("00", format!("STAN {stan:06} already reversed: 00 again")),
-            Err(code) => (code, format!("nothing to reverse for STAN {stan:06}, batch {batch:06}, {amount:?}")),
+            Err(code) => (
+                code,
+                format!("nothing to reverse for STAN {stan:06}, batch {batch:06}, {amount:?}"),
+            ),
         };
         self.finish(m, t, r, respond, now)
     }
@@ -965,10 +1086,18 @@ impl Host {
         let terminal = match m.field_str(48).map(|s| SettlementTotals::parse(&s)) {
             Some(Ok(x)) => x,
             Some(Err(e)) => return self.refuse(m, Some(t), ("30", e.to_string()), respond, now),
-            None => return self.refuse(m, Some(t), ("30", "field 48 missing".into()), respond, now),
+            None => {
+                return self.refuse(m, Some(t), ("30", "field 48 missing".into()), respond, now);
+            }
         };
         let Some(batch) = self.batch(m) else {
-            return self.refuse(m, Some(t), ("30", "batch number (60) missing or malformed".into()), respond, now);
+            return self.refuse(
+                m,
+                Some(t),
+                ("30", "batch number (60) missing or malformed".into()),
+                respond,
+                now,
+            );
         };
         let currency = match self.amount_currency(m, t) {
             Ok(c) => c,
@@ -979,7 +1108,15 @@ impl Host {
             return (self.reply(m, Some(t), c, now, |_| {}), Some(note));
         }
         let host = self.ledger.totals(&t.terminal_id, batch, currency);
-        let report = SettlementReport::new(&t.terminal_id, &t.merchant_id, batch, now, currency, &host, terminal);
+        let report = SettlementReport::new(
+            &t.terminal_id,
+            &t.merchant_id,
+            batch,
+            now,
+            currency,
+            &host,
+            terminal,
+        );
         let balanced = report.balanced;
         let code = if balanced {
             reconciliation::BALANCED
@@ -1031,14 +1168,21 @@ impl Host {
         now: Instant,
     ) -> (Message, Option<String>) {
         let Some(batch) = self.batch(m) else {
-            return self.refuse(m, Some(t), ("30", "batch number (60) missing or malformed".into()), respond, now);
+            return self.refuse(
+                m,
+                Some(t),
+                ("30", "batch number (60) missing or malformed".into()),
+                respond,
+                now,
+            );
         };
         let end = match self.dialect.family {
-            DialectFamily::Cup => m
-                .field_str(60)
-                .and_then(|s| Field60::parse(&s).ok())
-                .and_then(|f| f.network_code)
-                == Some(202),
+            DialectFamily::Cup => {
+                m.field_str(60)
+                    .and_then(|s| Field60::parse(&s).ok())
+                    .and_then(|f| f.network_code)
+                    == Some(202)
+            }
             DialectFamily::Iso87 => !m.has(4),
         };
         if let Respond::Decline(c) = respond {
@@ -1049,7 +1193,10 @@ impl Host {
         let stan = digits_u32(m, 11).unwrap_or(0);
         let amount = self.amount(m, t).ok();
         let known = self.ledger.records().iter().any(|r| {
-            r.terminal_id == tid && r.batch == batch && r.stan == stan && amount.is_none_or(|a| a == r.amount)
+            r.terminal_id == tid
+                && r.batch == batch
+                && r.stan == stan
+                && amount.is_none_or(|a| a == r.amount)
         });
         let report = self
             .reports
@@ -1063,9 +1210,14 @@ impl Host {
             match report {
                 Some(r) => {
                     r.closed = true;
-                    format!("upload end ({said} announced, {} received): batch {batch:06} closed", r.uploaded)
+                    format!(
+                        "upload end ({said} announced, {} received): batch {batch:06} closed",
+                        r.uploaded
+                    )
                 }
-                None => format!("upload end without an unbalanced settlement: batch {batch:06} closed"),
+                None => {
+                    format!("upload end without an unbalanced settlement: batch {batch:06} closed")
+                }
             }
         } else {
             if let Some(r) = report {
@@ -1125,17 +1277,23 @@ impl Host {
                     reply.set_num(11, (s + 1) % 1_000_000, 6);
                 }
             }
-            Some(Fault::WrongMti) => reply.mti = Mti::new_clamped(reply.mti.value().saturating_add(20)),
+            Some(Fault::WrongMti) => {
+                reply.mti = Mti::new_clamped(reply.mti.value().saturating_add(20))
+            }
             _ => {}
         }
-        let custom_mac = set
-            .iter()
-            .any(|(k, _)| k == "64" || k == "128")
+        let custom_mac = set.iter().any(|(k, _)| k == "64" || k == "128")
             || remove.contains(&64)
             || remove.contains(&128);
         let key = tid
             .as_deref()
-            .filter(|tid| !custom_mac && self.config.terminal(tid).is_some_and(|t| t.mac == MacMode::X919))
+            .filter(|tid| {
+                !custom_mac
+                    && self
+                        .config
+                        .terminal(tid)
+                        .is_some_and(|t| t.mac == MacMode::X919)
+            })
             .and_then(|tid| self.session_keys(tid))
             .map(|k| k.mac.clone());
         let mut payload = Vec::new();
@@ -1143,10 +1301,15 @@ impl Host {
             Some(k) => mac::sign(&d, &mut reply, k, &mut payload)
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            None => reply.encode_into(&d, &mut payload).map_err(|e| e.to_string()),
+            None => reply
+                .encode_into(&d, &mut payload)
+                .map_err(|e| e.to_string()),
         };
         if let Err(e) = encoded {
-            self.add_note(request_seq, &format!("reply could not be encoded: {e}; nothing sent"));
+            self.add_note(
+                request_seq,
+                &format!("reply could not be encoded: {e}; nothing sent"),
+            );
             return;
         }
         if fault == Some(Fault::WrongMac) {
@@ -1162,7 +1325,10 @@ impl Host {
                 reply.set(f, [0xFF; 8]);
                 payload.clear();
                 if let Err(e) = reply.encode_into(&d, &mut payload) {
-                    self.add_note(request_seq, &format!("reply could not be encoded: {e}; nothing sent"));
+                    self.add_note(
+                        request_seq,
+                        &format!("reply could not be encoded: {e}; nothing sent"),
+                    );
                     return;
                 }
             }
@@ -1175,7 +1341,13 @@ impl Host {
                 lp.encode(&g, &mut framed)
             }
             Some(Fault::Truncated) => {
-                lp.encode_fault(&payload, FrameFault::Truncate { keep: payload.len() / 2 }, &mut framed);
+                lp.encode_fault(
+                    &payload,
+                    FrameFault::Truncate {
+                        keep: payload.len() / 2,
+                    },
+                    &mut framed,
+                );
                 Ok(())
             }
             Some(Fault::WrongLength) => {
@@ -1185,7 +1357,10 @@ impl Host {
             _ => lp.encode(&payload, &mut framed),
         };
         if let Err(e) = framing {
-            self.add_note(request_seq, &format!("reply could not be framed: {e}; nothing sent"));
+            self.add_note(
+                request_seq,
+                &format!("reply could not be framed: {e}; nothing sent"),
+            );
             return;
         }
         if let Some(f) = fault {
@@ -1254,10 +1429,25 @@ impl Host {
             Action::Send(bytes) => {
                 if self.conns.contains_key(&p.conn) {
                     let len = bytes.len();
-                    self.outputs.push_back(HostOutput::Send { conn: p.conn, bytes });
-                    let seq = self.push_log(p.conn, now, Direction::Out, p.mti, p.fields, len, p.note, directive);
+                    self.outputs.push_back(HostOutput::Send {
+                        conn: p.conn,
+                        bytes,
+                    });
+                    let seq = self.push_log(
+                        p.conn,
+                        now,
+                        Direction::Out,
+                        p.mti,
+                        p.fields,
+                        len,
+                        p.note,
+                        directive,
+                    );
                     if let Some((i, a)) = p.app
-                        && let Some(app) = self.directives.get_mut(i).and_then(|(_, s)| s.applications.get_mut(a))
+                        && let Some(app) = self
+                            .directives
+                            .get_mut(i)
+                            .and_then(|(_, s)| s.applications.get_mut(a))
                     {
                         app.replies.push(seq);
                     }
@@ -1266,7 +1456,16 @@ impl Host {
                         Some(n) => format!("{n}; not sent: the connection is closed"),
                         None => "not sent: the connection is closed".into(),
                     };
-                    self.push_log(p.conn, now, Direction::Out, p.mti, p.fields, 0, Some(note), directive);
+                    self.push_log(
+                        p.conn,
+                        now,
+                        Direction::Out,
+                        p.mti,
+                        p.fields,
+                        0,
+                        Some(note),
+                        directive,
+                    );
                 }
             }
             Action::Close => {
@@ -1276,7 +1475,10 @@ impl Host {
                         e.directive = directive;
                     }
                     if let Some((i, a)) = p.app
-                        && let Some(app) = self.directives.get_mut(i).and_then(|(_, s)| s.applications.get_mut(a))
+                        && let Some(app) = self
+                            .directives
+                            .get_mut(i)
+                            .and_then(|(_, s)| s.applications.get_mut(a))
                     {
                         app.closed = true;
                     }
@@ -1294,18 +1496,27 @@ fn forced(code: &str, why: String, respond: &Respond) -> (String, Option<String>
         Respond::Approve if code == "00" => ("00".into(), why),
         Respond::Approve => (
             "00".into(),
-            Some(format!("approved by directive although the rules said {code}{}", why.map(|w| format!(" ({w})")).unwrap_or_default())),
+            Some(format!(
+                "approved by directive although the rules said {code}{}",
+                why.map(|w| format!(" ({w})")).unwrap_or_default()
+            )),
         ),
         Respond::Decline(c) => (
             c.clone(),
-            Some(format!("declined {c} by directive{}", why.map(|w| format!("; rules: {code} ({w})")).unwrap_or_default())),
+            Some(format!(
+                "declined {c} by directive{}",
+                why.map(|w| format!("; rules: {code} ({w})"))
+                    .unwrap_or_default()
+            )),
         ),
     }
 }
 
 fn classify(d: &Dialect, m: &MessageRef<'_>) -> Result<Kind, Refusal> {
     let cup = d.family == DialectFamily::Cup;
-    let proc2 = m.field_str(3).map(|s| s.get(..2).unwrap_or_default().to_string());
+    let proc2 = m
+        .field_str(3)
+        .map(|s| s.get(..2).unwrap_or_default().to_string());
     let f60 = if cup {
         m.field_str(60).and_then(|s| Field60::parse(&s).ok())
     } else {
@@ -1336,7 +1547,10 @@ fn classify(d: &Dialect, m: &MessageRef<'_>) -> Result<Kind, Refusal> {
             },
             Some("20") if cup => match type_code {
                 Some(23) => Ok(Kind::Void),
-                x => unsupported(format!("0200 with 3=20xxxx and 60.1={}", x.map_or("--".into(), |x| format!("{x:02}")))),
+                x => unsupported(format!(
+                    "0200 with 3=20xxxx and 60.1={}",
+                    x.map_or("--".into(), |x| format!("{x:02}"))
+                )),
             },
             Some("20") => Ok(Kind::Refund),
             Some(p) => unsupported(format!("0200 with processing code {p}xxxx")),
@@ -1350,7 +1564,10 @@ fn classify(d: &Dialect, m: &MessageRef<'_>) -> Result<Kind, Refusal> {
         400 | 401 => Ok(Kind::Reversal),
         500 => Ok(Kind::Settlement),
         320 => Ok(Kind::Upload),
-        _ => Err(("30", format!("MTI {} is not a request this host handles", m.mti))),
+        _ => Err((
+            "30",
+            format!("MTI {} is not a request this host handles", m.mti),
+        )),
     }
 }
 
@@ -1397,7 +1614,9 @@ fn surcharge(m: &MessageRef<'_>, amount: Money) -> Result<Option<Money>, Refusal
         .strip_prefix('D')
         .filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
         .ok_or(("30", format!("field 28 {s:?} is not D + 8 digits")))?;
-    let minor: u64 = digits.parse().map_err(|_| ("30", "field 28 is not digits".to_string()))?;
+    let minor: u64 = digits
+        .parse()
+        .map_err(|_| ("30", "field 28 is not digits".to_string()))?;
     let fee = Money::from_minor(minor, amount.currency());
     if fee.value() > amount.value() {
         return Err(("13", format!("surcharge {fee} exceeds the amount {amount}")));
@@ -1433,7 +1652,9 @@ fn peek_mti(d: &Dialect, frame: &[u8]) -> Option<Mti> {
             }
             Mti::new(v)
         }
-        MtiEncoding::Ascii => std::str::from_utf8(frame.get(at..at + 4)?).ok().and_then(Mti::parse),
+        MtiEncoding::Ascii => std::str::from_utf8(frame.get(at..at + 4)?)
+            .ok()
+            .and_then(Mti::parse),
     }
 }
 
@@ -1469,7 +1690,11 @@ pub fn derive_working_keys(terminal_id: &str, counter: u32, single: bool) -> Wor
 }
 
 fn odd_parity(b: u8) -> u8 {
-    if (b >> 1).count_ones() % 2 == 0 { (b & 0xFE) | 1 } else { b & 0xFE }
+    if (b >> 1).count_ones().is_multiple_of(2) {
+        (b & 0xFE) | 1
+    } else {
+        b & 0xFE
+    }
 }
 
 /// Field 62 for single-length keys: 8 encrypted bytes + check value, per key (24 bytes).

@@ -68,8 +68,9 @@ impl fmt::Display for DirectiveId {
 }
 
 /// How often a directive applies.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Times {
+    #[default]
     Once,
     N(u32),
     Always,
@@ -188,12 +189,6 @@ pub struct Directive {
     pub fault: Option<Fault>,
 }
 
-impl Default for Times {
-    fn default() -> Self {
-        Times::Once
-    }
-}
-
 impl fmt::Debug for Directive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Directive")
@@ -280,7 +275,9 @@ impl Directive {
         self.fields.iter().all(|(k, want)| match req.value(k) {
             Some(got) => {
                 got == *want
-                    || (k == "2" && want.contains('*') && protocol::card::pan::mask_digits(&got) == *want)
+                    || (k == "2"
+                        && want.contains('*')
+                        && protocol::card::pan::mask_digits(&got) == *want)
             }
             None => false,
         }) && self.predicate.as_ref().is_none_or(|p| p(req))
@@ -342,7 +339,11 @@ pub struct RequestView<'a> {
 
 impl fmt::Debug for RequestView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RequestView({} {} on {})", self.msg.mti, self.at, self.conn)
+        write!(
+            f,
+            "RequestView({} {} on {})",
+            self.msg.mti, self.at, self.conn
+        )
     }
 }
 
@@ -458,7 +459,7 @@ pub fn parse_script(src: &str, file: &str, dialect: &Dialect) -> Result<Vec<Dire
     let mut out = Vec::with_capacity(raw.len());
     for entry in raw {
         let at = |loc: &serde_saphyr::Location, msg: String| {
-            YamlError::at(file, loc.line() as u64, loc.column() as u64, msg)
+            YamlError::at(file, loc.line(), loc.column(), msg)
         };
         let e = entry.value;
         let mut d = Directive::new();
@@ -470,8 +471,11 @@ pub fn parse_script(src: &str, file: &str, dialect: &Dialect) -> Result<Vec<Dire
             let (n, sub) = parse_key(&k.value).ok_or_else(|| {
                 at(
                     &k.referenced,
-                    format!("{what} key {:?}: write a field number (\"4\") or subfield (\"60.1\"){}", k.value,
-                        if what == "match" { " or mti" } else { "" }),
+                    format!(
+                        "{what} key {:?}: write a field number (\"4\") or subfield (\"60.1\"){}",
+                        k.value,
+                        if what == "match" { " or mti" } else { "" }
+                    ),
                 )
             })?;
             if dialect.field(n).is_none() {
@@ -493,14 +497,20 @@ pub fn parse_script(src: &str, file: &str, dialect: &Dialect) -> Result<Vec<Dire
         for (k, v) in e.select {
             check_key(&k, "match")?;
             if k.value == "mti" && Mti::parse(&v.value).is_none() {
-                return Err(at(&v.referenced, format!("mti {:?} must be 4 digits, quoted", v.value)));
+                return Err(at(
+                    &v.referenced,
+                    format!("mti {:?} must be 4 digits, quoted", v.value),
+                ));
             }
             d.fields.push((k.value, v.value));
         }
         for (k, v) in e.reply {
             check_key(&k, "reply")?;
             if k.value == "39" && v.value.len() != 2 {
-                return Err(at(&v.referenced, format!("39 {:?} must be 2 characters", v.value)));
+                return Err(at(
+                    &v.referenced,
+                    format!("39 {:?} must be 2 characters", v.value),
+                ));
             }
             // Check the value now, not when a request arrives.
             let mut probe = Message::new(Mti::new_clamped(210));
@@ -516,7 +526,10 @@ pub fn parse_script(src: &str, file: &str, dialect: &Dialect) -> Result<Vec<Dire
                 _ => {
                     return Err(at(
                         &r.referenced,
-                        format!("remove {:?}: give a field number of dialect {}", r.value, dialect.name),
+                        format!(
+                            "remove {:?}: give a field number of dialect {}",
+                            r.value, dialect.name
+                        ),
                     ));
                 }
             }
@@ -557,7 +570,8 @@ pub fn parse_script(src: &str, file: &str, dialect: &Dialect) -> Result<Vec<Dire
 /// Reads a script file.
 pub fn load_script(path: &std::path::Path, dialect: &Dialect) -> Result<Vec<Directive>, YamlError> {
     let file = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| YamlError::at(&file, 0, 0, e.to_string()))?;
+    let src =
+        std::fs::read_to_string(path).map_err(|e| YamlError::at(&file, 0, 0, e.to_string()))?;
     parse_script(&src, &file, dialect)
 }
 
@@ -600,7 +614,10 @@ impl<'de> Deserialize<'de> for Pairs {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a mapping of field to value")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Pairs, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Pairs, A::Error> {
                 let mut out: Vec<(Spanned<String>, Spanned<String>)> = Vec::new();
                 while let Some(k) = map.next_key::<Spanned<String>>()? {
                     if out.iter().any(|(x, _)| x.value == k.value) {
@@ -645,18 +662,28 @@ mod tests {
         assert_eq!(d.respond, Respond::Decline("05".into()));
         assert_eq!(
             d.set,
-            [("38".to_string(), "ABC123".to_string()), ("60.3".into(), "001".into())]
+            [
+                ("38".to_string(), "ABC123".to_string()),
+                ("60.3".into(), "001".into())
+            ]
         );
         assert_eq!(d.remove, [44]);
         assert_eq!(d.fault, Some(Fault::Close));
         assert_eq!((d.delay_ms, d.times), (2000, Times::N(2)));
-        assert_eq!((v[1].fault, v[1].times), (Some(Fault::NoReply), Times::Always));
+        assert_eq!(
+            (v[1].fault, v[1].times),
+            (Some(Fault::NoReply), Times::Always)
+        );
     }
 
     #[test]
     fn script_errors_are_located() {
-        let e = parse_script("- match: {mti: \"0220\"}\n  fault: explode\n", "s.yaml", &cup())
-            .unwrap_err();
+        let e = parse_script(
+            "- match: {mti: \"0220\"}\n  fault: explode\n",
+            "s.yaml",
+            &cup(),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (2, 10), "{e}");
         assert!(e.message.contains("no_reply"), "{e}");
         let e = parse_script("- match: {99: \"1\"}\n", "s.yaml", &cup()).unwrap_err();
@@ -675,7 +702,12 @@ mod tests {
     #[test]
     fn unquoted_values_keep_their_digits() {
         // A YAML scalar read as a string keeps its text: 05 stays "05".
-        let v = parse_script("- match: {mti: 0220}\n  reply: {39: 05}\n", "s.yaml", &cup()).unwrap();
+        let v = parse_script(
+            "- match: {mti: 0220}\n  reply: {39: 05}\n",
+            "s.yaml",
+            &cup(),
+        )
+        .unwrap();
         assert_eq!(v[0].fields[0].1, "0220");
         assert_eq!(v[0].respond, Respond::Decline("05".into()));
     }

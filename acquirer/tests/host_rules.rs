@@ -93,7 +93,10 @@ fn mac_good_bad_and_unsigned() {
 
     // A terminal that never signed on: A0 (no MAC key on the host), reply unsigned.
     let mut u = Term::with(Host::new(config("cup", None)), CUP_TID);
-    u.keys = Some(WorkingKeys { pin: tmk(), mac: tmk() });
+    u.keys = Some(WorkingKeys {
+        pin: tmk(),
+        mac: tmk(),
+    });
     let mut s = u.sale(100);
     u.send(&mut s);
     let b = u.reply_bytes();
@@ -101,7 +104,13 @@ fn mac_good_bad_and_unsigned() {
     let r = u.decode(&b);
     assert_eq!(r.get_str(39), Some("A0"));
     assert!(!r.has(64));
-    assert!(u.host.log()[1].note.as_deref().unwrap().contains("not signed on"));
+    assert!(
+        u.host.log()[1]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not signed on")
+    );
 
     // After a new sign-on the old key no longer works.
     let mut t = Term::cup();
@@ -139,7 +148,10 @@ fn three_partial_refunds_return_the_fee_exactly() {
     let sr = t.ask(&mut sale);
     assert_eq!(sr.get_str(39), Some("00"));
     // Fee field 57: fee 0.60 | net 99.40 | returned 0.
-    assert_eq!(fee_field(&t.d, &sr).unwrap(), "000000000060000000009940000000000000");
+    assert_eq!(
+        fee_field(&t.d, &sr).unwrap(),
+        "000000000060000000009940000000000000"
+    );
     assert_eq!(sr.get_str(37).unwrap().len(), 12);
     assert_eq!(sr.get_str(38).unwrap().len(), 6);
     let mut returned = Vec::new();
@@ -176,11 +188,20 @@ fn three_partial_refunds_return_the_fee_exactly() {
     assert_eq!(answer.domestic.reconciliation, reconciliation::BALANCED);
     assert!(answer.is_balanced());
     // 0510 fee field: fees 0.60, net 0, returned 0.60.
-    assert_eq!(fee_field(&t.d, &rep).unwrap(), "000000000060000000000000000000000060");
+    assert_eq!(
+        fee_field(&t.d, &rep).unwrap(),
+        "000000000060000000000000000000000060"
+    );
     let report = &t.host.settlement_reports()[0];
     assert!(report.balanced && report.closed);
-    assert_eq!((report.sales.count, report.sales.total.to_string()), (1, "100.00".into()));
-    assert_eq!((report.refunds.count, report.refunds.total.to_string()), (3, "100.00".into()));
+    assert_eq!(
+        (report.sales.count, report.sales.total.to_string()),
+        (1, "100.00".into())
+    );
+    assert_eq!(
+        (report.refunds.count, report.refunds.total.to_string()),
+        (3, "100.00".into())
+    );
     assert_eq!(report.fees.to_string(), "0.60");
     assert_eq!(report.fees_returned.to_string(), "0.60");
     assert_eq!(report.net.to_string(), "0.00");
@@ -216,7 +237,10 @@ fn refusals_25_14_22_and_void_rules() {
     let vr = t.ask(&mut v);
     assert_eq!(vr.get_str(39), Some("00"));
     // Void's fee field: fee 0 | net 99.40 | returned 0.60.
-    assert_eq!(fee_field(&t.d, &vr).unwrap(), "000000000000000000009940000000000060");
+    assert_eq!(
+        fee_field(&t.d, &vr).unwrap(),
+        "000000000000000000009940000000000060"
+    );
     assert_eq!(t.host.ledger().records()[0].status, Status::Voided);
     let mut v = t.void(&sale, &sr);
     assert_eq!(t.code(&mut v), "22");
@@ -268,7 +292,10 @@ fn original_of_another_terminal_is_58() {
     a.keys = a.host.working_keys(CUP_TID);
     let mut sale = a.sale(10000);
     let sr = a.ask(&mut sale);
-    let mut b = Term::with(std::mem::replace(&mut a.host, Host::new(config("cup", None))), "20250002");
+    let mut b = Term::with(
+        std::mem::replace(&mut a.host, Host::new(config("cup", None))),
+        "20250002",
+    );
     let mut v = b.void(&sale, &sr);
     assert_eq!(b.code(&mut v), "58");
 }
@@ -295,9 +322,21 @@ fn duplicates_are_94_and_resent_advices_get_the_same_reply() {
     t.send_bytes(&w);
     let again = t.reply_bytes();
     assert_eq!(hex(&first), hex(&again));
-    let refunds = |h: &Host| h.ledger().records().iter().filter(|r| r.kind == TxnType::Refund).count();
+    let refunds = |h: &Host| {
+        h.ledger()
+            .records()
+            .iter()
+            .filter(|r| r.kind == TxnType::Refund)
+            .count()
+    };
     assert_eq!(refunds(&t.host), 1);
-    assert!(t.host.log()[t.host.log().len() - 2].note.as_deref().unwrap().contains("same reply"));
+    assert!(
+        t.host.log()[t.host.log().len() - 2]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("same reply")
+    );
     // The same STAN with another amount: 94.
     let mut changed = adv.clone();
     changed.set(4, "000000000100");
@@ -326,7 +365,13 @@ fn iso87_refund_repeat_0221_and_void_0420() {
     let a2 = t.ask(&mut rep);
     assert_eq!(a1, a2);
     assert_eq!(a2.mti, Mti::new(230).unwrap());
-    let refunds = t.host.ledger().records().iter().filter(|r| r.kind == TxnType::Refund).count();
+    let refunds = t
+        .host
+        .ledger()
+        .records()
+        .iter()
+        .filter(|r| r.kind == TxnType::Refund)
+        .count();
     assert_eq!(refunds, 2);
     // A void of a fresh sale (0420 with 90) marks it voided.
     let mut sale2 = t.sale(700);
@@ -335,7 +380,13 @@ fn iso87_refund_repeat_0221_and_void_0420() {
     assert_eq!(v.mti, Mti::new(420).unwrap());
     let vr = t.ask(&mut v);
     assert_eq!((vr.mti.value(), vr.get_str(39)), (430, Some("00")));
-    let rec = t.host.ledger().records().iter().find(|r| r.rrn == sr2.get_str(37).unwrap()).unwrap();
+    let rec = t
+        .host
+        .ledger()
+        .records()
+        .iter()
+        .find(|r| r.rrn == sr2.get_str(37).unwrap())
+        .unwrap();
     assert_eq!(rec.status, Status::Voided);
 }
 
@@ -351,7 +402,13 @@ fn reversal_repeat_and_unknown() {
     assert_eq!(t.host.ledger().records()[0].status, Status::Reversed);
     let mut again = t.reversal(&sale);
     assert_eq!(t.code(&mut again), "00");
-    assert!(t.host.log()[t.host.log().len() - 2].note.as_deref().unwrap().contains("already reversed"));
+    assert!(
+        t.host.log()[t.host.log().len() - 2]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("already reversed")
+    );
     let mut unknown = sale.clone();
     unknown.set(11, "000777");
     let mut rev = t.reversal(&unknown);
@@ -375,7 +432,8 @@ fn reversal_repeat_and_unknown() {
 fn lost_reply_is_still_on_the_books() {
     // The host processed the sale; the reply was lost; the terminal's reversal finds it.
     let mut t = Term::cup();
-    t.host.script(Directive::new().mti("0200").fault(acquirer::Fault::NoReply));
+    t.host
+        .script(Directive::new().mti("0200").fault(acquirer::Fault::NoReply));
     let mut sale = t.sale(10000);
     t.send(&mut sale);
     assert!(t.outputs().is_empty());
@@ -388,17 +446,26 @@ fn lost_reply_is_still_on_the_books() {
     let mut t = Term::cup();
     let mut sale = t.sale(10000);
     let sr = t.ask(&mut sale);
-    t.host.script(Directive::new().mti("0220").fault(acquirer::Fault::Close));
+    t.host
+        .script(Directive::new().mti("0220").fault(acquirer::Fault::Close));
     let mut adv = t.refund(1000, PAN, &sale, &sr);
     let w = t.wire(&mut adv);
     t.send_bytes(&w);
-    assert!(matches!(t.outputs().as_slice(), [acquirer::HostOutput::Close { .. }]));
+    assert!(matches!(
+        t.outputs().as_slice(),
+        [acquirer::HostOutput::Close { .. }]
+    ));
     t.conn = t.host.connect(t.now);
     t.send_bytes(&w);
     let r = t.reply();
     assert_eq!(r.get_str(39), Some("00"));
     assert_eq!(
-        t.host.ledger().records().iter().filter(|r| r.kind == TxnType::Refund).count(),
+        t.host
+            .ledger()
+            .records()
+            .iter()
+            .filter(|r| r.kind == TxnType::Refund)
+            .count(),
         1
     );
 }
@@ -485,11 +552,17 @@ fn surcharge_in_field_28_and_the_refundable_amount() {
     sale.set(28, "D00000100");
     let sr = t.ask(&mut sale);
     assert_eq!(sr.get_str(39), Some("00"));
-    assert_eq!(fee_field(&t.d, &sr).unwrap(), "000000000101000000009999000000000000");
+    assert_eq!(
+        fee_field(&t.d, &sr).unwrap(),
+        "000000000101000000009999000000000000"
+    );
     let mut r = t.refund(10000, PAN, &sale, &sr);
     let rr = t.ask(&mut r);
     assert_eq!(rr.get_str(39), Some("00"));
-    assert_eq!(fee_field(&t.d, &rr).unwrap(), "000000000000000000009899000000000101");
+    assert_eq!(
+        fee_field(&t.d, &rr).unwrap(),
+        "000000000000000000009899000000000101"
+    );
     let mut r = t.refund(100, PAN, &sale, &sr);
     assert_eq!(t.code(&mut r), "64");
     // A refundable surcharge can be refunded in full.
@@ -513,7 +586,9 @@ fn forced_decline_does_not_count_and_forced_approval_is_booked() {
     let mut t = Term::cup();
     let mut sale = t.sale(10000);
     let sr = t.ask(&mut sale);
-    let id = t.host.script(Directive::new().mti("0220").reply("39", "05"));
+    let id = t
+        .host
+        .script(Directive::new().mti("0220").reply("39", "05"));
     let mut r = t.refund(5000, PAN, &sale, &sr);
     assert_eq!(t.code(&mut r), "05");
     let st = t.host.directive(id).unwrap();
@@ -529,9 +604,18 @@ fn forced_decline_does_not_count_and_forced_approval_is_booked() {
     let mut r = t.refund(100, PAN, &sale, &sr);
     let rr = t.ask(&mut r);
     assert_eq!(rr.get_str(39), Some("00"));
-    assert!(t.host.log()[t.host.log().len() - 2].note.as_deref().unwrap().contains("rules said 64"));
+    assert!(
+        t.host.log()[t.host.log().len() - 2]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("rules said 64")
+    );
     let rec = t.host.ledger().records().last().unwrap();
-    assert_eq!((rec.status.clone(), rec.fee.is_zero()), (Status::Approved, true));
+    assert_eq!(
+        (rec.status.clone(), rec.fee.is_zero()),
+        (Status::Approved, true)
+    );
     // A declined sale is on the books, so its reversal answers 00.
     t.host.script(Directive::new().mti("0200").decline("51"));
     let mut s = t.sale(300);
@@ -547,12 +631,18 @@ fn reply_local_time_is_in_the_terminal_zone() {
     t.now = protocol::time::Instant::parse_rfc3339("2026-11-26T02:30:00Z").unwrap();
     let mut s = t.sale(100);
     let r = t.ask(&mut s);
-    assert_eq!((r.get_str(12), r.get_str(13)), (Some("103000"), Some("1126")));
+    assert_eq!(
+        (r.get_str(12), r.get_str(13)),
+        (Some("103000"), Some("1126"))
+    );
     // 23:30 UTC on the 25th is already the 26th in Shanghai.
     t.now = protocol::time::Instant::parse_rfc3339("2026-11-25T23:30:00Z").unwrap();
     let mut s = t.sale(100);
     let r = t.ask(&mut s);
-    assert_eq!((r.get_str(12), r.get_str(13)), (Some("073000"), Some("1126")));
+    assert_eq!(
+        (r.get_str(12), r.get_str(13)),
+        (Some("073000"), Some("1126"))
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use acquirer::{ConnId, Host, HostConfig, HostOutput, KnownTerminal};
 use protocol::card::Pan;
-use protocol::iso8583::builder::{self, CardData, OriginalTxn, ReversalReason, SettlementInput, TxnInput};
+use protocol::iso8583::builder::{
+    self, CardData, OriginalTxn, ReversalReason, SettlementInput, TxnInput,
+};
 use protocol::iso8583::keys::WorkingKeys;
 use protocol::iso8583::subfield::SettlementTotals;
 use protocol::iso8583::{Dialect, Message, MessageRef, mac};
@@ -67,16 +69,19 @@ impl Term {
     pub fn with(mut host: Host, tid: &str) -> Term {
         let now = t0();
         let conn = host.connect(now);
-        let t: KnownTerminal = host.known_terminal(tid).cloned().unwrap_or_else(|| KnownTerminal {
-            terminal_id: tid.into(),
-            merchant_id: "XX0000000000001".into(),
-            merchant_name: "nobody".into(),
-            mac: protocol::fixture::terminal::MacMode::None,
-            time_zone: "Asia/Shanghai".parse().unwrap(),
-            currency: protocol::money::Currency::from_alpha("CNY").unwrap(),
-            surcharge_refundable: true,
-            dialect: "cup".into(),
-        });
+        let t: KnownTerminal = host
+            .known_terminal(tid)
+            .cloned()
+            .unwrap_or_else(|| KnownTerminal {
+                terminal_id: tid.into(),
+                merchant_id: "XX0000000000001".into(),
+                merchant_name: "nobody".into(),
+                mac: protocol::fixture::terminal::MacMode::None,
+                time_zone: "Asia/Shanghai".parse().unwrap(),
+                currency: protocol::money::Currency::from_alpha("CNY").unwrap(),
+                surcharge_refundable: true,
+                dialect: "cup".into(),
+            });
         Term {
             d: host.dialect().clone(),
             host,
