@@ -39,6 +39,9 @@
 //! | refund | 0 | refund − returned fee | fee returned (cumulative method, R-FEE) |
 //! | void | 0 | amount − original fee | original fee |
 //! | 0510 | fees of the batch | net of the batch (0 if negative) | fees returned |
+//!
+//! Replies are signed (X9.19, the session MAC key) for `mac: x9.19` terminals, except the 0810
+//! (it carries the new keys; requests 08xx are not MACed either) and replies with 39 = A0.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -810,7 +813,7 @@ impl Host {
         let text = |n: u8| m.field_str(n).map(|s| s.into_owned());
         let mut key = OriginalKey {
             rrn: text(37),
-            auth_code: if kind == Kind::Void { text(38) } else { None },
+            auth_code: text(38),
             ..OriginalKey::default()
         };
         match (self.dialect.family, kind) {
@@ -1282,9 +1285,13 @@ impl Host {
             }
             _ => {}
         }
+        // Unsigned: network management (the 0810 brings the keys) and A0 (the host does not
+        // trust the session); and a reply whose MAC field the directive set or removed.
         let custom_mac = set.iter().any(|(k, _)| k == "64" || k == "128")
             || remove.contains(&64)
-            || remove.contains(&128);
+            || remove.contains(&128)
+            || reply.mti.value() / 100 == 8
+            || reply.get_str(39) == Some("A0");
         let key = tid
             .as_deref()
             .filter(|tid| {

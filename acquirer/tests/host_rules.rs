@@ -43,6 +43,8 @@ fn sign_on_delivers_deterministic_keys_under_the_tmk() {
     let r = sign_on(&mut t, true);
     assert_eq!(r.mti, Mti::new(810).unwrap());
     assert_eq!(r.get_str(39), Some("00"));
+    // The 0810 brings the keys; it carries no MAC.
+    assert!(!r.has(64));
     let f62 = r.get(62).unwrap();
     assert_eq!(f62.len(), 40);
     let keys = WorkingKeys::from_field62(&tmk(), f62).unwrap();
@@ -78,6 +80,7 @@ fn mac_good_bad_and_unsigned() {
     t.send_bytes(&w);
     let r = t.reply();
     assert_eq!(r.get_str(39), Some("A0"));
+    assert!(!r.has(64), "an A0 reply is not signed");
     let note = t.host.log()[t.host.log().len() - 2].note.clone().unwrap();
     assert!(note.contains("MAC mismatch"), "{note}");
     // No MAC at all.
