@@ -39,6 +39,9 @@
 //! | refund | 0 | refund − returned fee | fee returned (cumulative method, R-FEE) |
 //! | void | 0 | amount − original fee | original fee |
 //! | 0510 | fees of the batch | net of the batch (0 if negative) | fees returned |
+//!
+//! Replies are signed (X9.19, the session MAC key) for `mac: x9.19` terminals, except the 0810
+//! (it carries the new keys; requests 08xx are not MACed either) and replies with 39 = A0.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
@@ -253,10 +256,7 @@ impl Host {
         };
         c.buf.extend_from_slice(bytes);
         let prefix = self.dialect.length_prefix;
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                break;
-            };
+        while let Some(c) = self.conns.get_mut(&conn) {
             match prefix.decode(&mut c.buf) {
                 Ok(None) => break,
                 Ok(Some(frame)) if frame.is_empty() => continue, // keep-alive
@@ -813,7 +813,7 @@ impl Host {
         let text = |n: u8| m.field_str(n).map(|s| s.into_owned());
         let mut key = OriginalKey {
             rrn: text(37),
-            auth_code: if kind == Kind::Void { text(38) } else { None },
+            auth_code: text(38),
             ..OriginalKey::default()
         };
         match (self.dialect.family, kind) {
@@ -1285,9 +1285,13 @@ impl Host {
             }
             _ => {}
         }
+        // Unsigned: network management (the 0810 brings the keys) and A0 (the host does not
+        // trust the session); and a reply whose MAC field the directive set or removed.
         let custom_mac = set.iter().any(|(k, _)| k == "64" || k == "128")
             || remove.contains(&64)
-            || remove.contains(&128);
+            || remove.contains(&128)
+            || reply.mti.value() / 100 == 8
+            || reply.get_str(39) == Some("A0");
         let key = tid
             .as_deref()
             .filter(|tid| {
@@ -1693,7 +1697,7 @@ pub fn derive_working_keys(terminal_id: &str, counter: u32, single: bool) -> Wor
 }
 
 fn odd_parity(b: u8) -> u8 {
-    if (b >> 1).count_ones() % 2 == 0 {
+    if (b >> 1).count_ones().is_multiple_of(2) {
         (b & 0xFE) | 1
     } else {
         b & 0xFE
