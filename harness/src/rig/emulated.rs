@@ -48,6 +48,8 @@ pub struct EmulatedWorld {
     printer: protocol::escpos::Parser,
     host_seen: usize,
     answering_enquiry: bool,
+    /// A power cut armed at a failpoint.
+    cut_at: Option<crate::scenario::model::Failpoint>,
 }
 
 /// The clock a scenario starts at: its `clock:`, or 2026-11-26 10:00 in the terminal's zone.
@@ -199,6 +201,7 @@ impl EmulatedWorld {
             printer: protocol::escpos::Parser::new(),
             host_seen: 0,
             answering_enquiry: false,
+            cut_at: None,
         };
         w.power(true)?;
         Ok(w)
@@ -252,6 +255,15 @@ impl EmulatedWorld {
                     HostOutput::Send { conn, bytes } => {
                         if Some(conn) == self.conn {
                             let t = self.elapsed_ms();
+                            if self.cut_at
+                                == Some(crate::scenario::model::Failpoint::AfterReplyReceived)
+                            {
+                                // The reply reaches the terminal; power goes before anything
+                                // it decided is committed.
+                                self.deliver(Event::HostBytes(bytes));
+                                self.cut_power("after-reply-received");
+                                continue;
+                            }
                             let red =
                                 crate::redact::iso(&self.cfg.dialect, &bytes).unwrap_or_default();
                             self.rec.raw("host-out", t, &red);
@@ -359,10 +371,18 @@ impl EmulatedWorld {
                     }
                 };
                 self.host.handle_bytes(conn, &bytes, now);
+                if self.cut_at == Some(crate::scenario::model::Failpoint::AfterRequestSent) {
+                    self.cut_power("after-request-sent");
+                }
             }
             Output::Journal(op) => {
                 // Committed before anything that follows it is acted on.
                 let _ = self.store.commit(std::slice::from_ref(&op));
+                if matches!(op, JournalOp::PutPending(_))
+                    && self.cut_at == Some(crate::scenario::model::Failpoint::AfterReversalRecord)
+                {
+                    self.cut_power("after-reversal-record");
+                }
             }
             Output::Link(s) => self.rec.push(Channel::Link, s),
         }
@@ -577,6 +597,21 @@ impl EmulatedWorld {
         }
     }
 
+    /// A power cut now: the core and its RAM state are gone, the journal stays as committed.
+    fn cut_power(&mut self, at: &str) {
+        self.cut_at = None;
+        self.term = None;
+        self.obs.powered = false;
+        self.obs.display.clear();
+        let now = self.now();
+        if let Some(c) = self.conn.take() {
+            self.host.handle_close(c, now);
+        }
+        self.ecr.reset();
+        self.printer = protocol::escpos::Parser::new();
+        self.rec.push(Channel::Note, format!("power cut at {at}"));
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.term.as_ref().and_then(Terminal::poll_timeout),
@@ -708,6 +743,11 @@ impl World for EmulatedWorld {
             self.rec.push(Channel::Note, "power cut".into());
         }
         self.pump();
+        Ok(())
+    }
+
+    fn arm_power_cut(&mut self, at: crate::scenario::model::Failpoint) -> Result<(), String> {
+        self.cut_at = Some(at);
         Ok(())
     }
 

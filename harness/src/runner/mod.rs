@@ -56,6 +56,8 @@ pub trait World {
     fn card(&mut self, a: &CardAct) -> Result<(), String>;
     fn fault(&mut self, f: WorldFault, on: bool) -> Result<(), String>;
     fn power(&mut self, on: bool) -> Result<(), String>;
+    /// Cuts power when the terminal reaches `at` (the next time it does).
+    fn arm_power_cut(&mut self, at: crate::scenario::model::Failpoint) -> Result<(), String>;
     /// Sends a ZVT APDU as the ECR (a new command, or 06 B0 while one runs).
     fn ecr_send(&mut self, apdu: Vec<u8>) -> Result<(), String>;
     fn ecr_reply(&mut self, kind: CommandKind, reply: Reply, times: Times);

@@ -166,9 +166,10 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
         Step::Power(p) => format!(
             "power {}",
             match p {
-                PowerAction::Off => "off",
-                PowerAction::On => "on",
-                PowerAction::Cycle => "cycle",
+                PowerAction::Off => "off".to_string(),
+                PowerAction::On => "on".into(),
+                PowerAction::Cycle => "cycle".into(),
+                PowerAction::CutAt(f) => format!("cut at {}", f.name()),
             }
         ),
         Step::Ecr(c) => format!(
@@ -341,6 +342,7 @@ fn run_step<W: World>(
                 PowerAction::Off => w.power(false),
                 PowerAction::On => w.power(true),
                 PowerAction::Cycle => w.power(false).and_then(|_| w.power(true)),
+                PowerAction::CutAt(f) => w.arm_power_cut(*f),
             }
             .map_err(|e| err(ctx, "power", e))?;
             w.settle();

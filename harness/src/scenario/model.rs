@@ -160,6 +160,31 @@ pub enum PowerAction {
     Off,
     On,
     Cycle,
+    /// Arm a power cut at a failpoint of the next transaction: `{cut_at: after-request-sent}`.
+    /// The terminal stays off until a `power: on` step.
+    CutAt(Failpoint),
+}
+
+/// The three points of a transaction where a power cut tells most (DESIGN.md R-REV).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failpoint {
+    /// The reversal record (or advice) is committed; the request has not left.
+    AfterReversalRecord,
+    /// The request has left; no reply yet.
+    AfterRequestSent,
+    /// The reply arrived; what it decided is not committed yet.
+    AfterReplyReceived,
+}
+
+impl Failpoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            Failpoint::AfterReversalRecord => "after-reversal-record",
+            Failpoint::AfterRequestSent => "after-request-sent",
+            Failpoint::AfterReplyReceived => "after-reply-received",
+        }
+    }
 }
 
 /// A ZVT command from the ECR.
