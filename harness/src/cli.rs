@@ -336,3 +336,216 @@ fn print_summary(results: &[RunResult], elapsed: std::time::Duration, rig: &Load
         elapsed.as_secs_f64()
     );
 }
+
+/// `posrig acquirer`: the host simulator on TCP for a lab's real terminals.
+#[derive(Args, Debug, Clone)]
+pub struct AcquirerCliArgs {
+    /// Where to listen; loopback unless a real terminal must reach it (then posrig warns).
+    #[arg(long, default_value = "tcp://127.0.0.1:5000")]
+    pub listen: String,
+    /// `cup`, `iso87-ascii`, or a dialect file.
+    #[arg(long, default_value = "cup")]
+    pub dialect: String,
+    /// The fixtures folder (terminals, keys), or a folder holding `fixtures/`.
+    #[arg(long, default_value = "fixtures")]
+    pub fixtures: PathBuf,
+    /// A fee schedule (`fixtures/fees/*.yaml`).
+    #[arg(long)]
+    pub fees: Option<PathBuf>,
+    /// A directives script: how to answer which requests.
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+    /// Originals to preload (`fixtures/journals/*.yaml`).
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+}
+
+pub fn acquirer(a: AcquirerCliArgs) -> u8 {
+    init_tracing();
+    let args = acquirer::cli::AcquirerArgs {
+        listen: a.listen,
+        dialect: a.dialect,
+        fixtures: a.fixtures,
+        fees: a.fees,
+        script: a.script,
+        journal: a.journal,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("posrig acquirer: {e}");
+            return 2;
+        }
+    };
+    match rt.block_on(acquirer::cli::run(args)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("posrig acquirer: {e}");
+            2
+        }
+    }
+}
+
+/// Logs to stderr, filtered by RUST_LOG (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// What `posrig decode` reads.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum DecodeWhat {
+    /// A ZVT APDU (or serial frame `10 02 … 10 03 CRC`).
+    Zvt {
+        /// Hex (spaces allowed) or a file (binary, or hex text).
+        input: String,
+        /// The command this answers, for 06 0F after a Status Enquiry: `05 01`.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// An ISO 8583 message (with or without its length prefix).
+    Iso8583 {
+        input: String,
+        /// `cup`, `iso87-ascii`, or a dialect file.
+        #[arg(long, default_value = "cup")]
+        dialect: String,
+    },
+    /// ESC/POS printer bytes, rendered as text.
+    Escpos {
+        input: String,
+        /// Paper width in columns.
+        #[arg(long, default_value_t = 32)]
+        width: usize,
+    },
+}
+
+/// Hex text or a file (binary, or a hex dump).
+fn read_input(input: &str) -> Result<Vec<u8>, String> {
+    let p = Path::new(input);
+    let text = if p.is_file() {
+        let bytes = std::fs::read(p).map_err(|e| format!("{input}: {e}"))?;
+        match std::str::from_utf8(&bytes) {
+            Ok(t)
+                if t.chars()
+                    .all(|c| c.is_ascii_hexdigit() || c.is_whitespace()) =>
+            {
+                t.to_string()
+            }
+            _ => return Ok(bytes),
+        }
+    } else {
+        input.to_string()
+    };
+    crate::scenario::load::parse_hex(&text)
+        .ok_or_else(|| format!("{input:?} is neither a file nor hex"))
+}
+
+pub fn decode(what: DecodeWhat) -> u8 {
+    let mut n = crate::transcript::Normaliser::passthrough();
+    let result: Result<String, String> = (|| match what {
+        DecodeWhat::Zvt { input, after } => {
+            let bytes = read_input(&input)?;
+            let enquiry = after
+                .as_deref()
+                .map(|a| a.replace(' ', "").eq_ignore_ascii_case("0501"))
+                .unwrap_or(false);
+            // A serial frame: take the APDU out of it (CRC checked).
+            if bytes.starts_with(&[0x10, 0x02]) {
+                let mut link = protocol::zvt::link::SerialLink::new(Default::default());
+                link.handle_input(&bytes, protocol::time::Instant::from_millis(0));
+                let mut out = Vec::new();
+                while let Some(ev) = link.poll_event() {
+                    if let protocol::zvt::link::LinkEvent::Received(apdu) = ev {
+                        out.push(crate::render::zvt(&apdu, enquiry, &mut n));
+                    }
+                }
+                if out.is_empty() {
+                    return Err("no valid frame (bad CRC or incomplete)".into());
+                }
+                return Ok(out.join("\n"));
+            }
+            Ok(crate::render::zvt(&bytes, enquiry, &mut n))
+        }
+        DecodeWhat::Iso8583 { input, dialect } => {
+            let bytes = read_input(&input)?;
+            let d = protocol::iso8583::Dialect::builtin(&dialect)
+                .or_else(|_| protocol::iso8583::Dialect::from_path(Path::new(&dialect)))
+                .map_err(|e| e.to_string())?;
+            // With or without the length prefix.
+            let p = d.length_prefix.kind.width();
+            let candidates: [&[u8]; 2] = [bytes.get(p..).unwrap_or(&[]), &bytes];
+            let mut last_err = String::new();
+            for frame in candidates {
+                match protocol::iso8583::MessageRef::decode(&d, frame) {
+                    Ok(m) => {
+                        // The acquirer's renderer: by subfield, PAN masked, keys never shown.
+                        let fields = acquirer::log::render_message(&d, &m);
+                        return Ok(crate::render::iso(
+                            Some(&m.mti.to_string()),
+                            &fields,
+                            &mut n,
+                        ));
+                    }
+                    Err(e) => last_err = e.to_string(),
+                }
+            }
+            Err(last_err)
+        }
+        DecodeWhat::Escpos { input, width } => {
+            let bytes = read_input(&input)?;
+            Ok(protocol::escpos::render_text(
+                &protocol::escpos::Parser::parse(&bytes),
+                width,
+            ))
+        }
+    })();
+    match result {
+        Ok(s) => {
+            println!("{}", s.trim_end());
+            0
+        }
+        Err(e) => {
+            eprintln!("posrig decode: {e}");
+            2
+        }
+    }
+}
+
+/// `posrig ports`: serial ports on this host.
+pub fn ports() -> u8 {
+    match serialport::available_ports() {
+        Ok(list) if list.is_empty() => {
+            println!("no serial ports found");
+            0
+        }
+        Ok(list) => {
+            for p in list {
+                let kind = match p.port_type {
+                    serialport::SerialPortType::UsbPort(u) => format!(
+                        "usb {:04x}:{:04x} {} {}",
+                        u.vid,
+                        u.pid,
+                        u.manufacturer.unwrap_or_default(),
+                        u.product.unwrap_or_default()
+                    ),
+                    serialport::SerialPortType::PciPort => "pci".into(),
+                    serialport::SerialPortType::BluetoothPort => "bluetooth".into(),
+                    serialport::SerialPortType::Unknown => "unknown".into(),
+                };
+                println!("{}\t{}", p.port_name, kind.trim());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("posrig ports: {e}");
+            2
+        }
+    }
+}

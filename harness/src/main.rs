@@ -32,6 +32,15 @@ enum Command {
         #[arg(long)]
         rig: Option<PathBuf>,
     },
+    /// Run the acquirer host simulator on TCP.
+    Acquirer(cli::AcquirerCliArgs),
+    /// Decode a hex dump (ZVT, ISO 8583, ESC/POS) into named fields, PANs masked.
+    Decode {
+        #[command(subcommand)]
+        what: cli::DecodeWhat,
+    },
+    /// List the serial ports of this host.
+    Ports,
 }
 
 fn main() -> ExitCode {
@@ -39,6 +48,9 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => cli::run(args),
         Command::Check { paths, rig } => cli::check(&paths, rig.as_deref()),
+        Command::Acquirer(a) => cli::acquirer(a),
+        Command::Decode { what } => cli::decode(what),
+        Command::Ports => cli::ports(),
     };
     ExitCode::from(code)
 }

@@ -150,7 +150,7 @@ fn bmp_value(tag: u8, v: &[u8], n: &mut Normaliser) -> String {
     let val = match tag {
         0x0B | 0x37 => n.id("STAN", &bcd_digits(v)),
         0x87 => n.id("RECEIPT", &bcd_digits(v)),
-        0x0C => "[TIME]".into(),
+        0x0C if !n.passthrough => "[TIME]".into(),
         0x0D => n.mmdd(&bcd_digits(v)),
         0xAA => n.yymmdd(&bcd_digits(v)),
         0x04 | 0x0E | 0x17 | 0x29 | 0x49 | 0x88 => bcd_digits(v),
@@ -224,10 +224,10 @@ fn iso_value(k: &str, v: &str, n: &mut Normaliser) -> String {
         "11" | "61.2" => n.id("STAN", v),
         "37" => n.id("RRN", v),
         "38" => n.id("AUTH", v.trim()),
-        "12" => "[TIME]".into(),
+        "12" if !n.passthrough => "[TIME]".into(),
         "13" | "61.3" | "15" => n.mmdd(v),
-        "7" => format!("{} [TIME]", n.mmdd(v.get(..4).unwrap_or(""))),
-        "64" | "128" => "[MAC]".into(),
+        "7" if !n.passthrough => format!("{} [TIME]", n.mmdd(v.get(..4).unwrap_or(""))),
+        "64" | "128" if !n.passthrough => "[MAC]".into(),
         "62" => "[KEYS]".into(),
         "2" => {
             if v.bytes().all(|b| b.is_ascii_digit()) && v.len() > 10 {
@@ -237,7 +237,7 @@ fn iso_value(k: &str, v: &str, n: &mut Normaliser) -> String {
             }
         }
         "90.2" => n.id("STAN", v),
-        "90.3" => "[TIME]".into(),
+        "90.3" if !n.passthrough => "[TIME]".into(),
         _ => v.to_string(),
     }
 }

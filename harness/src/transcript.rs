@@ -120,6 +120,8 @@ pub struct Normaliser {
     maps: HashMap<&'static str, HashMap<String, usize>>,
     /// Local date of the scenario clock: dates render as days from it.
     pub today: Option<NaiveDate>,
+    /// Show values as they are (`posrig decode`): nothing renumbered, no relative dates.
+    pub passthrough: bool,
 }
 
 impl Normaliser {
@@ -127,12 +129,24 @@ impl Normaliser {
         Normaliser {
             maps: HashMap::new(),
             today: Some(today),
+            passthrough: false,
+        }
+    }
+
+    /// For decoding a message as it is.
+    pub fn passthrough() -> Self {
+        Normaliser {
+            passthrough: true,
+            ..Default::default()
         }
     }
 
     /// `[KIND#n]` for `value`, numbering values of a kind in order of first appearance.
     /// Empty or all-zero values are kept as they are (they mean "none").
     pub fn id(&mut self, kind: &'static str, value: &str) -> String {
+        if self.passthrough {
+            return value.to_string();
+        }
         let v = value.trim();
         if v.is_empty() || v.bytes().all(|b| b == b'0' || b == b' ') {
             return value.to_string();
@@ -200,6 +214,9 @@ impl Normaliser {
 
     /// Receipt text: identifiers after their labels, dates and times anywhere.
     pub fn receipt_text(&mut self, text: &str) -> String {
+        if self.passthrough {
+            return text.to_string();
+        }
         const KINDS: &[(&str, &[&str], usize)] = &[
             ("STAN", &["VOUCHER", "凭证号", "TRACE"], 6),
             ("RRN", &["REF", "参考号", "RRN"], 12),
