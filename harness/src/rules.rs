@@ -109,3 +109,77 @@ pub const HOST_FAULTS: &[&str] = &[
     "wrong_length",
     "no_tpdu_swap",
 ];
+
+/// Capabilities a scenario's steps use, whatever its `requires:` says: a scenario is not
+/// applicable on a rig that lacks any of them, and `posrig check` insists they are declared.
+pub fn implied_capabilities(s: &crate::scenario::Scenario) -> std::collections::BTreeSet<&'static str> {
+    use crate::scenario::model::{PowerAction, Step};
+    let mut c = std::collections::BTreeSet::new();
+    if s.fixtures.journal.is_some() || s.signed_on == Some(true) {
+        c.insert("preload-journal");
+    }
+    if s.clock.is_some() {
+        c.insert("set-clock");
+    }
+    for step in &s.steps {
+        match &step.value {
+            Step::Keys(_) => {
+                c.insert("keypad");
+            }
+            Step::Card(_) => {
+                c.insert("reader");
+            }
+            Step::Fault(f) => {
+                if f.paper_out.is_some() || f.cover_open.is_some() {
+                    c.insert("printer-faults");
+                }
+                if f.chip_mute.is_some() || f.bad_swipe.is_some() {
+                    c.insert("reader-faults");
+                }
+                if f.host_down.is_some() {
+                    c.insert("host-down");
+                }
+            }
+            Step::Power(p) => {
+                c.insert("power");
+                if matches!(p, PowerAction::CutAt(_)) {
+                    c.insert("power-failpoints");
+                }
+            }
+            Step::Ecr(_) => {
+                c.insert("ecr");
+            }
+            Step::EcrReply(_) => {
+                c.insert("ecr");
+            }
+            Step::EcrLine(l) => {
+                c.insert("ecr");
+                if l.inject.is_some() || l.drop_acks.is_some() || l.corrupt_frames.is_some() || l.delay_ack_ms.is_some() {
+                    c.insert("ecr-serial");
+                }
+                if l.disconnect {
+                    c.insert("ecr-tcp");
+                }
+            }
+            Step::Expect(e) | Step::Wait(e) => {
+                if e.display.is_some() {
+                    c.insert("display");
+                }
+                if e.printer.is_some() {
+                    c.insert("printer");
+                }
+                if e.leds.is_some() {
+                    c.insert("leds");
+                }
+                if e.beeper.is_some() {
+                    c.insert("beeper");
+                }
+                if !e.ecr.is_empty() {
+                    c.insert("ecr");
+                }
+            }
+            Step::Host(_) => {}
+        }
+    }
+    c
+}

@@ -25,7 +25,7 @@ const GOOD: &str = r#"id: refund/basics/example
 name: example
 proves: a good file loads
 covers: [R-RECEIPT]
-requires: [keypad, printer]
+requires: [keypad, display, printer]
 terminal: fixtures/terminals/cup-zh-cny.yaml
 vars:
   amount: "33.33"
@@ -134,4 +134,11 @@ fn huge_scalar_and_alias_bomb_fail_fast() {
     }
     let e = err(&bomb);
     assert!(e.line >= 1, "{e}");
+}
+
+#[test]
+fn capabilities_the_steps_use_must_be_declared() {
+    let e = err(&GOOD.replace("requires: [keypad, display, printer]", "requires: [keypad, printer]"));
+    assert_eq!((e.line, e.column), (5, 1), "{}", e.excerpt);
+    assert!(e.message.contains("display"), "{e}");
 }
