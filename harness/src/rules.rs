@@ -64,6 +64,10 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
         "virtual-time",
         "time passes instantly (host timeouts in microseconds)",
     ),
+    (
+        "power-failpoints",
+        "cut power at a failpoint inside a transaction (in-process rig)",
+    ),
 ];
 
 pub fn is_capability(c: &str) -> bool {
@@ -112,7 +116,9 @@ pub const HOST_FAULTS: &[&str] = &[
 
 /// Capabilities a scenario's steps use, whatever its `requires:` says: a scenario is not
 /// applicable on a rig that lacks any of them, and `posrig check` insists they are declared.
-pub fn implied_capabilities(s: &crate::scenario::Scenario) -> std::collections::BTreeSet<&'static str> {
+pub fn implied_capabilities(
+    s: &crate::scenario::Scenario,
+) -> std::collections::BTreeSet<&'static str> {
     use crate::scenario::model::{PowerAction, Step};
     let mut c = std::collections::BTreeSet::new();
     if s.fixtures.journal.is_some() || s.signed_on == Some(true) {
@@ -154,7 +160,11 @@ pub fn implied_capabilities(s: &crate::scenario::Scenario) -> std::collections::
             }
             Step::EcrLine(l) => {
                 c.insert("ecr");
-                if l.inject.is_some() || l.drop_acks.is_some() || l.corrupt_frames.is_some() || l.delay_ack_ms.is_some() {
+                if l.inject.is_some()
+                    || l.drop_acks.is_some()
+                    || l.corrupt_frames.is_some()
+                    || l.delay_ack_ms.is_some()
+                {
                     c.insert("ecr-serial");
                 }
                 if l.disconnect {

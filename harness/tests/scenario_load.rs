@@ -138,7 +138,10 @@ fn huge_scalar_and_alias_bomb_fail_fast() {
 
 #[test]
 fn capabilities_the_steps_use_must_be_declared() {
-    let e = err(&GOOD.replace("requires: [keypad, display, printer]", "requires: [keypad, printer]"));
+    let e = err(&GOOD.replace(
+        "requires: [keypad, display, printer]",
+        "requires: [keypad, printer]",
+    ));
     assert_eq!((e.line, e.column), (5, 1), "{}", e.excerpt);
     assert!(e.message.contains("display"), "{e}");
 }

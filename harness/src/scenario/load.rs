@@ -213,10 +213,20 @@ fn check(c: &mut Checker<'_>, s: &Scenario, root: &Path, source: &str) {
     }
     // What the steps use must be declared, so a reader (and a lab) sees it in `requires:`.
     let declared: Vec<&str> = s.requires.iter().map(|r| r.value.as_str()).collect();
-    let missing: Vec<&str> = rules::implied_capabilities(s).into_iter().filter(|c| !declared.contains(c)).collect();
+    let missing: Vec<&str> = rules::implied_capabilities(s)
+        .into_iter()
+        .filter(|c| !declared.contains(c))
+        .collect();
     if !missing.is_empty() {
         let (l, col) = protocol::fixture::terminal::locate_key(source, "requires");
-        c.at_line(l, col, format!("the steps use capabilities `requires:` does not list: {}", missing.join(", ")));
+        c.at_line(
+            l,
+            col,
+            format!(
+                "the steps use capabilities `requires:` does not list: {}",
+                missing.join(", ")
+            ),
+        );
     }
     let all_vars = vars_defined(s);
     let check_path = |c: &mut Checker<'_>, p: &Spanned<String>, dir: bool| {
