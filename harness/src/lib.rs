@@ -1,6 +1,7 @@
 //! The posrig harness library: scenario model, runner, rigs, transcripts, snapshots, reports.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod matcher;
 pub mod redact;

@@ -41,6 +41,18 @@ enum Command {
     },
     /// List the serial ports of this host.
     Ports,
+    /// Generate N refund scenarios, run them on the emulated rig, print scenarios/s and memory.
+    Bench {
+        /// Scenarios to generate.
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+        /// Workers.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// The fixtures folder the scenarios use.
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -51,6 +63,27 @@ fn main() -> ExitCode {
         Command::Acquirer(a) => cli::acquirer(a),
         Command::Decode { what } => cli::decode(what),
         Command::Ports => cli::ports(),
+        Command::Bench { n, jobs, fixtures } => match posrig::bench::run(&fixtures, n, jobs) {
+            Ok(f) => {
+                println!(
+                    "{} scenarios, {} workers: loaded in {:.2} s, ran in {:.2} s = {:.0} scenarios/s ({} passed); peak RSS {} MiB",
+                    f.n,
+                    f.jobs,
+                    f.load_s,
+                    f.run_s,
+                    f.n as f64 / f.run_s.max(1e-9),
+                    f.passed,
+                    f.peak_rss_kib
+                        .map(|k| (k / 1024).to_string())
+                        .unwrap_or_else(|| "?".into())
+                );
+                if f.passed == f.n { 0 } else { 1 }
+            }
+            Err(e) => {
+                eprintln!("posrig bench: {e}");
+                2
+            }
+        },
     };
     ExitCode::from(code)
 }

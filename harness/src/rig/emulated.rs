@@ -23,6 +23,7 @@ use protocol::zvt::command::{Command, CommandKind};
 use protocol::zvt::ecr::{EcrConfig, EcrEvent, EcrSession, Reply, Times};
 use protocol::zvt::transport::Transport;
 
+use super::cache;
 use crate::render;
 use crate::runner::steps::subst;
 use crate::runner::{CardAct, Finished, LineFaults, Observed, Recorder, World, WorldFault};
@@ -42,7 +43,7 @@ pub struct EmulatedWorld {
     line: LineFaults,
     /// ACKs held back by `delay_ack`, with when they go.
     delayed: VecDeque<(Instant, Vec<u8>)>,
-    cards: CardSet,
+    cards: std::sync::Arc<CardSet>,
     obs: Observed,
     rec: Recorder,
     printer: protocol::escpos::Parser,
@@ -75,7 +76,7 @@ pub fn scenario_start(ls: &LoadedScenario, profile: &TerminalProfile) -> Result<
 pub struct Setup {
     pub profile: TerminalProfile,
     pub keys: TestKeys,
-    pub cards: CardSet,
+    pub cards: std::sync::Arc<CardSet>,
     pub host: Host,
     pub start: Instant,
     /// Journal ops to preload into the terminal (originals, a signed-on session).
@@ -86,7 +87,10 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
     let s = &ls.scenario;
     let sub = |x: &str| subst(x, &v.vars);
     let profile_path = ls.resolve(&sub(&s.terminal.value)?);
-    let profile = TerminalProfile::from_path(&profile_path).map_err(|e| e.to_string())?;
+    let profile = cache::get("profile", &profile_path, "", || {
+        TerminalProfile::from_path(&profile_path).map_err(|e| e.to_string())
+    })?;
+    let profile = (*profile).clone();
     let keys_path = ls.resolve(
         &s.fixtures
             .keys
@@ -95,7 +99,10 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
             .transpose()?
             .unwrap_or_else(|| "fixtures/keys/test-keys.yaml".into()),
     );
-    let keys = TestKeys::from_path(&keys_path).map_err(|e| e.to_string())?;
+    let keys = cache::get("keys", &keys_path, "", || {
+        TestKeys::from_path(&keys_path).map_err(|e| e.to_string())
+    })?;
+    let keys = (*keys).clone();
     let cards_dir = ls.resolve(
         &s.fixtures
             .cards
@@ -104,7 +111,9 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
             .transpose()?
             .unwrap_or_else(|| "fixtures/cards".into()),
     );
-    let cards = CardFixture::load_dir(&cards_dir).map_err(|e| e.to_string())?;
+    let cards = cache::get("cards", &cards_dir, "", || {
+        CardFixture::load_dir(&cards_dir).map_err(|e| e.to_string())
+    })?;
     let start = scenario_start(ls, &profile)?;
     let fees = s
         .acquirer
@@ -112,9 +121,20 @@ pub fn setup(ls: &LoadedScenario, v: &Variant) -> Result<Setup, String> {
         .as_ref()
         .map(|f| sub(&f.value).map(|p: String| ls.resolve(&p)))
         .transpose()?;
-    let hc = HostConfig::from_fixtures(&ls.root, &profile.dialect, fees.as_deref())
-        .map_err(|e| e.to_string())?;
-    let mut host = Host::new(hc);
+    let fees_key = fees
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_default();
+    let hc = cache::get(
+        "host",
+        &ls.root.join("fixtures/terminals"),
+        &format!("{}|{fees_key}", profile.dialect),
+        || {
+            HostConfig::from_fixtures(&ls.root, &profile.dialect, fees.as_deref())
+                .map_err(|e| e.to_string())
+        },
+    )?;
+    let mut host = Host::new((*hc).clone());
     let mut journal_ops = Vec::new();
     if let Some(j) = &s.fixtures.journal {
         let fx =

@@ -1,6 +1,7 @@
 //! Rigs: how the runner reaches a terminal and what that rig can do. A rig file is data
 //! (`hil-rigs/*.yaml`); the transports and drivers that act on it are code.
 
+pub mod cache;
 pub mod emulated;
 pub mod model;
 pub mod process;

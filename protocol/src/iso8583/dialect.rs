@@ -240,8 +240,21 @@ pub struct DialectError {
 }
 
 impl Dialect {
-    /// `cup` or `iso87-ascii`.
+    /// `cup` or `iso87-ascii`. Parsed once per process: the built-in files never change, and
+    /// a suite of thousands of scenarios asks for them thousands of times.
     pub fn builtin(name: &str) -> Result<Dialect, DialectError> {
+        static CUP: std::sync::OnceLock<Result<Dialect, DialectError>> = std::sync::OnceLock::new();
+        static ISO87: std::sync::OnceLock<Result<Dialect, DialectError>> =
+            std::sync::OnceLock::new();
+        let cell = match name {
+            "cup" => &CUP,
+            "iso87-ascii" => &ISO87,
+            _ => return Self::parse_builtin(name),
+        };
+        cell.get_or_init(|| Self::parse_builtin(name)).clone()
+    }
+
+    fn parse_builtin(name: &str) -> Result<Dialect, DialectError> {
         let (src, file) = match name {
             "cup" => (CUP_YAML, "fixtures/dialects/cup.yaml"),
             "iso87-ascii" => (ISO87_ASCII_YAML, "fixtures/dialects/iso87-ascii.yaml"),
