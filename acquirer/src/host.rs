@@ -253,10 +253,7 @@ impl Host {
         };
         c.buf.extend_from_slice(bytes);
         let prefix = self.dialect.length_prefix;
-        loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
-                break;
-            };
+        while let Some(c) = self.conns.get_mut(&conn) {
             match prefix.decode(&mut c.buf) {
                 Ok(None) => break,
                 Ok(Some(frame)) if frame.is_empty() => continue, // keep-alive
@@ -1693,7 +1690,7 @@ pub fn derive_working_keys(terminal_id: &str, counter: u32, single: bool) -> Wor
 }
 
 fn odd_parity(b: u8) -> u8 {
-    if (b >> 1).count_ones() % 2 == 0 {
+    if (b >> 1).count_ones().is_multiple_of(2) {
         (b & 0xFE) | 1
     } else {
         b & 0xFE

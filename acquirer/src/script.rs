@@ -68,8 +68,9 @@ impl fmt::Display for DirectiveId {
 }
 
 /// How often a directive applies.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
 pub enum Times {
+    #[default]
     Once,
     N(u32),
     Always,
@@ -186,12 +187,6 @@ pub struct Directive {
     pub remove: Vec<u8>,
     pub delay_ms: u64,
     pub fault: Option<Fault>,
-}
-
-impl Default for Times {
-    fn default() -> Self {
-        Times::Once
-    }
 }
 
 impl fmt::Debug for Directive {
@@ -464,7 +459,7 @@ pub fn parse_script(src: &str, file: &str, dialect: &Dialect) -> Result<Vec<Dire
     let mut out = Vec::with_capacity(raw.len());
     for entry in raw {
         let at = |loc: &serde_saphyr::Location, msg: String| {
-            YamlError::at(file, loc.line() as u64, loc.column() as u64, msg)
+            YamlError::at(file, loc.line(), loc.column(), msg)
         };
         let e = entry.value;
         let mut d = Directive::new();
