@@ -32,6 +32,8 @@ enum Command {
         #[arg(long)]
         rig: Option<PathBuf>,
     },
+    /// Run the emulated terminal as a process, on real ports.
+    Emulate(emulator::cli::EmulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,13 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => cli::run(args),
         Command::Check { paths, rig } => cli::check(&paths, rig.as_deref()),
+        Command::Emulate(args) => match emulator::cli::run(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("posrig emulate: {e}");
+                e.exit_code()
+            }
+        },
     };
     ExitCode::from(code)
 }
