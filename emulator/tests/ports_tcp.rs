@@ -4,8 +4,8 @@
 
 mod common;
 
-use acquirer::script::Fault;
 use acquirer::Directive;
+use acquirer::script::Fault;
 use common::*;
 use emulator::journal::{Outcome, PendingKind};
 use emulator::ports::runtime::{Emulator, EmulatorConfig};
@@ -36,7 +36,10 @@ fn eur_refund(minor: u64) -> Command {
 }
 
 fn refunds(j: &emulator::journal::JournalState) -> Vec<&emulator::journal::TxnRecord> {
-    j.txns.iter().filter(|t| t.kind == TxnType::Refund).collect()
+    j.txns
+        .iter()
+        .filter(|t| t.kind == TxnType::Refund)
+        .collect()
 }
 
 /// The whole refund from the cash register: ZVT 06 31 over TCP, the card at the reader over the
@@ -48,7 +51,7 @@ async fn ecr_refund_over_tcp_end_to_end() {
     spec.journal = Some("eur-open-batch.yaml");
     let w = setup(&spec).await;
     let emu = start(&w, &spec).await;
-    let mut rig = Rig::connect(emu.signals_addr).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
     // Auto sign-on at power-on: 0800/0810 before anything else.
     eventually("the automatic sign-on", || {
         w.host_messages().iter().any(|m| m.starts_with("out 0810"))
@@ -65,7 +68,12 @@ async fn ecr_refund_over_tcp_end_to_end() {
     rig.wait_display("SWIPE/INSERT/TAP").await;
     assert_eq!(
         rig.ok("GET LEDS").await,
-        Some(Report::Leds([LedState::On, LedState::Off, LedState::Off, LedState::Off])),
+        Some(Report::Leds([
+            LedState::On,
+            LedState::Off,
+            LedState::Off,
+            LedState::Off
+        ])),
         "ready to read: LED 1 steady"
     );
     rig.ok("CARD INSERT visa_credit_01").await;
@@ -86,7 +94,10 @@ async fn ecr_refund_over_tcp_end_to_end() {
     let refund_reqs: Vec<_> = msgs.iter().filter(|m| m.starts_with("in 0200")).collect();
     assert_eq!(refund_reqs.len(), 1, "{msgs:?}");
     assert!(refund_reqs[0].contains("4=000000001000"), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.starts_with("out 0210") && m.ends_with("39=00")));
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("out 0210") && m.ends_with("39=00"))
+    );
 
     // Receipts came out of the terminal's printer; GET PRINTER pages through them.
     let Some(Report::State(st)) = rig.ok("GET STATE").await else {
@@ -109,7 +120,10 @@ async fn ecr_refund_over_tcp_end_to_end() {
     let text = String::from_utf8_lossy(&printed);
     assert!(text.contains("REFUND"), "{text}");
     assert!(text.contains("10.00"), "{text}");
-    assert!(!text.contains("4111111111111111"), "no full PAN on a receipt");
+    assert!(
+        !text.contains("4111111111111111"),
+        "no full PAN on a receipt"
+    );
     // The PRINTER events carried the same bytes.
     let from_events: Vec<u8> = rig
         .events
@@ -144,13 +158,18 @@ async fn keypad_refund_over_the_rig_link() {
     spec.fees = Some("cny-0.6pct.yaml");
     let w = setup(&spec).await;
     let emu = start(&w, &spec).await;
-    let mut rig = Rig::connect(emu.signals_addr).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
     assert!(
         matches!(rig.ok("GET DISPLAY").await, Some(Report::Display { lines }) if lines.iter().any(|l| l.contains("欢迎光临")))
     );
     assert_eq!(
         rig.ok("GET LEDS").await,
-        Some(Report::Leds([LedState::Blink, LedState::Off, LedState::Off, LedState::Off])),
+        Some(Report::Leds([
+            LedState::Blink,
+            LedState::Off,
+            LedState::Off,
+            LedState::Off
+        ])),
         "idle: LED 1 blinking"
     );
     // Manual sign-on (MENU 5).
@@ -239,8 +258,12 @@ async fn malformed_rig_link_lines_get_error_lines() {
     let spec = Spec::new("zvt-en-eur.yaml");
     let w = setup(&spec).await;
     let emu = start(&w, &spec).await;
-    let mut s = BufReader::new(TcpStream::connect(emu.signals_addr).await.unwrap());
-    assert!(read_line(&mut s).await.starts_with("!0 BOOT 1 posrig-emulator/"));
+    let mut s = BufReader::new(TcpStream::connect(emu.signals_addr.unwrap()).await.unwrap());
+    assert!(
+        read_line(&mut s)
+            .await
+            .starts_with("!0 BOOT 1 posrig-emulator/")
+    );
     let cases: [(&[u8], &str); 6] = [
         (b"@2 KEY 5 *00\n", "ERR - CHECKSUM "),
         (b"key 5\n", "ERR - NOTFRAMED "),
@@ -329,7 +352,7 @@ async fn host_garbage_is_an_unknown_outcome() {
     let w = setup(&spec).await;
     w.script(Directive::new().mti("0200").fault(Fault::Garbled));
     let emu = start(&w, &spec).await;
-    let mut rig = Rig::connect(emu.signals_addr).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
     let mut ecr = Ecr::tcp(emu.ecr_addr.unwrap()).await;
     ecr.start(&eur_refund(2500)).await;
     let driver = tokio::spawn(async move { ecr.until(is_end).await });
@@ -349,7 +372,10 @@ async fn host_garbage_is_an_unknown_outcome() {
             .any(|m| m.starts_with("out 0410") && m.ends_with("39=00"))
     })
     .await;
-    eventually("the pending record is gone", || w.journal().pending.is_empty()).await;
+    eventually("the pending record is gone", || {
+        w.journal().pending.is_empty()
+    })
+    .await;
     emu.stop().await;
     let j = w.journal();
     let r = refunds(&j);
@@ -374,7 +400,7 @@ async fn refused_connection_is_not_sent() {
     drop(closed);
     let w = setup(&spec).await;
     let emu = start(&w, &spec).await;
-    let mut rig = Rig::connect(emu.signals_addr).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
     let mut ecr = Ecr::tcp(emu.ecr_addr.unwrap()).await;
     ecr.start(&eur_refund(1000)).await;
     let driver = tokio::spawn(async move { ecr.until(is_end).await });
@@ -403,7 +429,7 @@ async fn power_cut_over_the_rig_link_recovers_from_the_journal() {
     let w = setup(&spec).await;
     w.script(Directive::new().mti("0200").fault(Fault::NoReply));
     let emu = start(&w, &spec).await;
-    let mut rig = Rig::connect(emu.signals_addr).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
     let mut ecr = Ecr::tcp(emu.ecr_addr.unwrap()).await;
     ecr.start(&eur_refund(1000)).await;
     let driver = tokio::spawn(async move {
@@ -436,10 +462,7 @@ async fn power_cut_over_the_rig_link_recovers_from_the_journal() {
     let ins: Vec<_> = msgs.iter().filter(|m| m.starts_with("in ")).collect();
     assert_eq!(ins.len(), 2, "{msgs:?}");
     assert!(ins[1].starts_with("in 0400"), "{msgs:?}");
-    assert_eq!(
-        refunds(&w.journal())[0].outcome,
-        Outcome::Reversed
-    );
+    assert_eq!(refunds(&w.journal())[0].outcome, Outcome::Reversed);
     emu.stop().await;
 }
 
@@ -470,7 +493,9 @@ async fn non_loopback_listeners_need_listen_any() {
     assert!(
         matches!(
             r,
-            Err(emulator::ports::runtime::RunError::Port(PortError::NotLoopback { .. }))
+            Err(emulator::ports::runtime::RunError::Port(
+                PortError::NotLoopback { .. }
+            ))
         ),
         "{:?}",
         r.err()

@@ -337,10 +337,10 @@ mod tests {
     #[test]
     fn bad_endpoints_say_where() {
         let e = Endpoint::parse("serial:///dev/x?baud=fast", SerialSpec::zvt).unwrap_err();
-        assert_eq!(e.column, 16, "{e}");
+        assert_eq!(e.column, 17, "{e}");
         assert!(e.message.contains("baud"), "{e}");
         let e = Endpoint::parse("serial:///dev/x?baud=9600&bits=8", SerialSpec::zvt).unwrap_err();
-        assert_eq!(e.column, 26, "{e}");
+        assert_eq!(e.column, 27, "{e}");
         assert!(Endpoint::parse("udp://1.2.3.4:5", SerialSpec::zvt).is_err());
         assert!(Endpoint::parse("tcp://", SerialSpec::zvt).is_err());
         assert!(Endpoint::parse("serial://", SerialSpec::zvt).is_err());

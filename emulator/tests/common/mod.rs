@@ -72,6 +72,8 @@ pub struct Spec {
     pub signed_on: bool,
     /// `None`: ECR on TCP, 127.0.0.1:0.
     pub ecr: Option<Endpoint>,
+    /// `None`: the rig link on TCP, 127.0.0.1:0.
+    pub signals: Option<Endpoint>,
     /// Point the terminal at this host instead of the simulator.
     pub host_override: Option<String>,
     pub scale: f64,
@@ -85,6 +87,7 @@ impl Spec {
             fees: None,
             signed_on: false,
             ecr: None,
+            signals: None,
             host_override: None,
             scale: 1.0,
         }
@@ -202,7 +205,7 @@ impl Setup {
 /// A running emulator.
 pub struct Running {
     pub ecr_addr: Option<SocketAddr>,
-    pub signals_addr: SocketAddr,
+    pub signals_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RunError>>>,
 }
@@ -246,7 +249,10 @@ pub async fn start(setup: &Setup, spec: &Spec) -> Running {
             .ecr
             .clone()
             .unwrap_or_else(|| Endpoint::Tcp("127.0.0.1:0".into())),
-        signals: Endpoint::Tcp("127.0.0.1:0".into()),
+        signals: spec
+            .signals
+            .clone()
+            .unwrap_or_else(|| Endpoint::Tcp("127.0.0.1:0".into())),
         host,
         clock: WallClock::starting_at(setup.start, spec.scale),
         listen_any: false,
@@ -254,7 +260,7 @@ pub async fn start(setup: &Setup, spec: &Spec) -> Running {
     .await
     .unwrap();
     let ecr_addr = emu.ecr_addr();
-    let signals_addr = emu.signals_addr().unwrap();
+    let signals_addr = emu.signals_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(emu.run_until(async move {
         let _ = rx.await;
@@ -394,9 +400,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 // ---- the rig link ----
 
+/// A rig-link reply: the report of an ACK, or the code and text of an ERR.
+pub type Answer = Result<Option<Report>, (ErrCode, String)>;
+
 /// A rig-link client over TCP.
 pub struct Rig {
-    sock: TcpStream,
+    sock: Box<dyn Io>,
     pub c: ClientSession,
     clock: WallClock,
     buf: Vec<u8>,
@@ -412,6 +421,11 @@ impl Rig {
     pub async fn connect(addr: SocketAddr) -> Rig {
         let sock = TcpStream::connect(addr).await.unwrap();
         sock.set_nodelay(true).unwrap();
+        Rig::over(Box::new(sock)).await
+    }
+
+    /// Says HELLO over any line (a pseudo-terminal).
+    pub async fn over(sock: Box<dyn Io>) -> Rig {
         let mut r = Rig {
             sock,
             c: ClientSession::new(Duration::from_secs(5), 3),
@@ -430,15 +444,16 @@ impl Rig {
             .unwrap();
         assert!(matches!(hello, Some(Report::Hello { .. })), "{hello:?}");
         // Events reach connected clients only: read what the screen shows now.
-        if let Ok(Some(Report::Display { lines })) =
-            r.req(Request::Get(protocol::riglink::GetWhat::Display)).await
+        if let Ok(Some(Report::Display { lines })) = r
+            .req(Request::Get(protocol::riglink::GetWhat::Display))
+            .await
         {
             r.display = lines;
         }
         r
     }
 
-    fn take(&mut self, e: ClientEvent) -> Option<(u16, Result<Option<Report>, (ErrCode, String)>)> {
+    fn take(&mut self, e: ClientEvent) -> Option<(u16, Answer)> {
         match e {
             ClientEvent::Reply { seq, result, .. } => return Some((seq, result)),
             ClientEvent::Event { report, .. } => {
@@ -477,7 +492,7 @@ impl Rig {
     }
 
     /// One request and its answer; events that come meanwhile are collected.
-    pub async fn req(&mut self, r: Request) -> Result<Option<Report>, (ErrCode, String)> {
+    pub async fn req(&mut self, r: Request) -> Answer {
         let seq = self.c.send(r, self.clock.now()).unwrap();
         let give_up = tokio::time::Instant::now() + LIMIT;
         loop {
