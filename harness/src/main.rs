@@ -53,6 +53,8 @@ enum Command {
         #[arg(long, default_value = "fixtures")]
         fixtures: PathBuf,
     },
+    /// Run the emulated terminal as a process, on real ports.
+    Emulate(emulator::cli::EmulateArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("posrig bench: {e}");
                 2
+            }
+        },
+        Command::Emulate(args) => match emulator::cli::run(args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("posrig emulate: {e}");
+                e.exit_code()
             }
         },
     };

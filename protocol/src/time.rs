@@ -169,6 +169,15 @@ impl WallClock {
             scale,
         }
     }
+    /// A clock that reads `start` now and runs `scale` times faster than the OS clock from
+    /// here: `posrig emulate --clock 2026-11-26T10:00:00+08:00` pins the terminal's calendar
+    /// (refund windows, MMDD dates) while its timers still run on real time.
+    pub fn starting_at(start: Instant, scale: f64) -> Self {
+        Self {
+            origin: start,
+            ..Self::new(scale)
+        }
+    }
     pub fn scale(&self) -> f64 {
         self.scale
     }
@@ -222,6 +231,23 @@ mod tests {
         let b = Instant::parse_rfc3339("2026-11-26T00:30:00+08:00").unwrap();
         assert_eq!(calendar_days_between(a, b, tz), 1);
         assert_eq!(calendar_days_between(a, b, Tz::UTC), 0);
+    }
+
+    #[test]
+    fn wall_clock_starting_at_runs_from_the_given_instant_at_its_scale() {
+        let start = Instant::parse_rfc3339("2026-11-26T10:00:00+08:00").unwrap();
+        let c = WallClock::starting_at(start, 1000.0);
+        let first = c.now();
+        assert!(first >= start);
+        std::thread::sleep(Duration::from_millis(20));
+        // 20 ms of wall time at scale 1000 is at least 20 s on this clock.
+        let later = c.now();
+        assert!(later >= start + Duration::from_secs(20), "{later:?}");
+        assert_eq!(c.scale(), 1000.0);
+        // 60 s ahead on this clock is at most 60 ms of wall time.
+        assert!(c.wall_until(later + Duration::from_secs(60)) <= Duration::from_millis(60));
+        // A bad scale falls back to real time.
+        assert_eq!(WallClock::starting_at(start, f64::NAN).scale(), 1.0);
     }
 
     #[test]
