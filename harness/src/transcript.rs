@@ -340,6 +340,11 @@ impl Transcript {
         }
     }
 
+    /// Entries recorded so far (a cheap "did anything happen" probe).
+    pub fn len_entries(&self) -> usize {
+        self.setup.entries.len() + self.steps.iter().map(|s| s.entries.len()).sum::<usize>()
+    }
+
     pub fn begin_step(&mut self, title: String) {
         self.steps.push(StepRecord {
             title,

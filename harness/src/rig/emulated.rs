@@ -441,180 +441,13 @@ impl EmulatedWorld {
     }
 
     fn on_ecr_event(&mut self, ev: EcrEvent) {
-        let render_cmd = |w: &mut EmulatedWorld, c: &Command, replied: &Reply| {
-            w.obs.ecr.messages += 1;
-            let bytes = c.to_bytes().unwrap_or_default();
-            let name = render::zvt_name(
-                bytes.first().copied().unwrap_or(0),
-                bytes.get(1).copied().unwrap_or(0),
-            );
-            let enquiry = w.answering_enquiry && matches!(c, Command::EnquiryCompletion(_));
-            w.rec.item(
-                Channel::EcrIn,
-                Item::Zvt {
-                    apdu: bytes,
-                    enquiry,
-                    suffix: String::new(),
-                },
-            );
-            match replied {
-                Reply::Ack => {}
-                Reply::Nack(code) => w
-                    .rec
-                    .push(Channel::EcrOut, format!("84 {code:02X} nack (to {name})")),
-                Reply::Silent => w
-                    .rec
-                    .push(Channel::EcrOut, format!("(no answer to {name})")),
-                Reply::Raw(r) => w.rec.item(
-                    Channel::EcrOut,
-                    Item::Zvt {
-                        apdu: r.clone(),
-                        enquiry: false,
-                        suffix: format!(" (to {name})"),
-                    },
-                ),
-            }
-        };
-        match ev {
-            EcrEvent::Accepted { implicit, .. } => {
-                self.obs.ecr.accepted = Some(true);
-                if !implicit {
-                    self.rec.push(Channel::EcrIn, "80 00 ack".into());
-                }
-            }
-            EcrEvent::Refused { code, .. } => {
-                self.obs.ecr.accepted = Some(false);
-                self.obs.ecr.refused = Some(code);
-                self.rec.push(Channel::EcrIn, format!("84 {code:02X} nack"));
-            }
-            EcrEvent::NoAnswer { .. } => {
-                self.obs.ecr.no_answer = true;
-                self.rec
-                    .push(Channel::Note, "ECR: no answer within T3".into());
-            }
-            EcrEvent::Intermediate { status, replied } => {
-                self.obs.ecr.intermediate = Some(status.status);
-                render_cmd(self, &Command::IntermediateStatus(status), &replied);
-            }
-            EcrEvent::StatusInfo { info, replied } => {
-                let ext = |tag| {
-                    info.tlv
-                        .as_deref()
-                        .and_then(|t| {
-                            protocol::tlv::find(t, protocol::tlv::Tag(tag))
-                                .ok()
-                                .flatten()
-                        })
-                        .map(|t| t.value.to_vec())
-                };
-                self.obs.ecr.extended_code =
-                    ext(0x1F16).map(|v| String::from_utf8_lossy(&v).into_owned());
-                self.obs.ecr.extended_text =
-                    ext(0x1F17).map(|v| String::from_utf8_lossy(&v).into_owned());
-                let c = Command::StatusInformation(info.clone());
-                self.obs.ecr.last_status = Some(info);
-                render_cmd(self, &c, &replied);
-            }
-            EcrEvent::PrintLine { line, replied } => {
-                self.obs
-                    .ecr
-                    .text
-                    .push_str(&String::from_utf8_lossy(&line.text));
-                self.obs.ecr.text.push('\n');
-                render_cmd(self, &Command::PrintLine(line), &replied);
-            }
-            EcrEvent::PrintBlock { block, replied } => {
-                for l in render::print_block_lines(&block.tlv) {
-                    self.obs.ecr.text.push_str(&l);
-                    self.obs.ecr.text.push('\n');
-                }
-                let text = render::print_block_lines(&block.tlv).join("\n");
-                self.obs.ecr.messages += 1;
-                self.rec.item(
-                    Channel::EcrIn,
-                    Item::Receipt {
-                        title: "06 D3 print-text-block".into(),
-                        text,
-                    },
-                );
-                if replied != Reply::Ack {
-                    self.rec.push(
-                        Channel::EcrOut,
-                        format!("{replied:?} (to print-text-block)"),
-                    );
-                }
-            }
-            EcrEvent::SetDateTime { value, replied } => {
-                render_cmd(self, &Command::SetDateTime(value), &replied)
-            }
-            EcrEvent::Completed {
-                completion,
-                replied,
-            } => {
-                self.obs.ecr.completed = true;
-                render_cmd(self, &Command::Completion(completion), &replied);
-            }
-            EcrEvent::EnquiryCompleted {
-                completion,
-                replied,
-            } => {
-                self.obs.ecr.completed = true;
-                self.obs.ecr.sw_version = completion
-                    .sw_version
-                    .as_ref()
-                    .map(|v| String::from_utf8_lossy(v).into_owned());
-                let c = Command::EnquiryCompletion(completion);
-                self.rec.push(
-                    Channel::EcrIn,
-                    format!("06 0F completion (status enquiry) {}", describe_enquiry(&c)),
-                );
-                self.obs.ecr.messages += 1;
-                if replied != Reply::Ack {
-                    self.rec.push(Channel::EcrOut, format!("{replied:?}"));
-                }
-            }
-            EcrEvent::Aborted { abort, replied } => {
-                self.obs.ecr.aborted = Some(abort.result);
-                if let Ok(Some(c)) = abort.extended_error_code() {
-                    self.obs.ecr.extended_code = Some(String::from_utf8_lossy(c).into_owned());
-                }
-                if let Ok(Some(t)) = abort.extended_error_text() {
-                    self.obs.ecr.extended_text = Some(String::from_utf8_lossy(t).into_owned());
-                }
-                render_cmd(self, &Command::Abort(abort), &replied);
-            }
-            EcrEvent::OtherMessage { command, replied } => render_cmd(self, &command, &replied),
-            EcrEvent::Undecodable { apdu, .. } => self
-                .rec
-                .push(Channel::EcrIn, format!("undecodable {}", apdu.len())),
-            EcrEvent::AbortAnswered { code } => {
-                let t = match code {
-                    None => "80 00 ack (abort)".to_string(),
-                    Some(c) => format!("84 {c:02X} nack (abort)"),
-                };
-                self.rec.push(Channel::EcrIn, t);
-            }
-            EcrEvent::AbortNoAnswer => self
-                .rec
-                .push(Channel::Note, "ECR: no answer to 06 B0".into()),
-            EcrEvent::T4Expired => self.rec.push(Channel::Note, "ECR: T4 expired".into()),
-            EcrEvent::UnexpectedAnswer { .. } => {
-                self.rec.push(Channel::Link, "unexpected answer".into())
-            }
-            EcrEvent::LinkFailed { .. } => self.rec.push(
-                Channel::Note,
-                "ECR: link failed (no ACK after repeats)".into(),
-            ),
-            EcrEvent::Noise { bytes } => self
-                .rec
-                .push(Channel::Link, format!("noise {} bytes", bytes.len())),
-            EcrEvent::Link(trace) => self.rec.push(Channel::Link, format!("ECR {trace:?}")),
-            EcrEvent::TransportBroken(e) => {
-                self.rec
-                    .push(Channel::Note, format!("ECR stream broken: {e}"));
-                self.ecr.reset();
-            }
-        }
+        observe_ecr_event(
+            ev,
+            &mut self.obs,
+            &mut self.rec,
+            self.answering_enquiry,
+            &mut self.ecr,
+        );
     }
 
     /// A power cut now: the core and its RAM state are gone, the journal stays as committed.
@@ -887,7 +720,195 @@ impl World for EmulatedWorld {
         self.cards.get(name).cloned()
     }
 
+    /// Runs until nothing has happened for one second of terminal time — the same rule the
+    /// wall-clock rigs follow, so what an action causes lands in that action's step on every rig.
     fn settle(&mut self) {
         self.pump();
+        let quiet = Duration::from_secs(1);
+        let mut last = self.now();
+        loop {
+            match self.next_deadline() {
+                Some(d) if d <= last + quiet => {
+                    self.clock.advance_to(d);
+                    let before = self.rec.transcript.len_entries();
+                    self.fire_due();
+                    if self.rec.transcript.len_entries() != before {
+                        last = self.now();
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// What the ECR saw, into the observations and the transcript (every rig does the same).
+pub fn observe_ecr_event(
+    ev: EcrEvent,
+    obs: &mut Observed,
+    rec: &mut Recorder,
+    answering_enquiry: bool,
+    ecr: &mut EcrSession,
+) {
+    let render_cmd = |obs: &mut Observed, rec: &mut Recorder, c: &Command, replied: &Reply| {
+        obs.ecr.messages += 1;
+        let bytes = c.to_bytes().unwrap_or_default();
+        let name = render::zvt_name(
+            bytes.first().copied().unwrap_or(0),
+            bytes.get(1).copied().unwrap_or(0),
+        );
+        let enquiry = answering_enquiry && matches!(c, Command::EnquiryCompletion(_));
+        rec.item(
+            Channel::EcrIn,
+            Item::Zvt {
+                apdu: bytes,
+                enquiry,
+                suffix: String::new(),
+            },
+        );
+        match replied {
+            Reply::Ack => {}
+            Reply::Nack(code) => {
+                rec.push(Channel::EcrOut, format!("84 {code:02X} nack (to {name})"))
+            }
+            Reply::Silent => rec.push(Channel::EcrOut, format!("(no answer to {name})")),
+            Reply::Raw(r) => rec.item(
+                Channel::EcrOut,
+                Item::Zvt {
+                    apdu: r.clone(),
+                    enquiry: false,
+                    suffix: format!(" (to {name})"),
+                },
+            ),
+        }
+    };
+    match ev {
+        EcrEvent::Accepted { implicit, .. } => {
+            obs.ecr.accepted = Some(true);
+            if !implicit {
+                rec.push(Channel::EcrIn, "80 00 ack".into());
+            }
+        }
+        EcrEvent::Refused { code, .. } => {
+            obs.ecr.accepted = Some(false);
+            obs.ecr.refused = Some(code);
+            rec.push(Channel::EcrIn, format!("84 {code:02X} nack"));
+        }
+        EcrEvent::NoAnswer { .. } => {
+            obs.ecr.no_answer = true;
+            rec.push(Channel::Note, "ECR: no answer within T3".into());
+        }
+        EcrEvent::Intermediate { status, replied } => {
+            obs.ecr.intermediate = Some(status.status);
+            render_cmd(obs, rec, &Command::IntermediateStatus(status), &replied);
+        }
+        EcrEvent::StatusInfo { info, replied } => {
+            let ext = |tag| {
+                info.tlv
+                    .as_deref()
+                    .and_then(|t| {
+                        protocol::tlv::find(t, protocol::tlv::Tag(tag))
+                            .ok()
+                            .flatten()
+                    })
+                    .map(|t| t.value.to_vec())
+            };
+            obs.ecr.extended_code = ext(0x1F16).map(|v| String::from_utf8_lossy(&v).into_owned());
+            obs.ecr.extended_text = ext(0x1F17).map(|v| String::from_utf8_lossy(&v).into_owned());
+            let c = Command::StatusInformation(info.clone());
+            obs.ecr.last_status = Some(info);
+            render_cmd(obs, rec, &c, &replied);
+        }
+        EcrEvent::PrintLine { line, replied } => {
+            obs.ecr.text.push_str(&String::from_utf8_lossy(&line.text));
+            obs.ecr.text.push('\n');
+            render_cmd(obs, rec, &Command::PrintLine(line), &replied);
+        }
+        EcrEvent::PrintBlock { block, replied } => {
+            for l in render::print_block_lines(&block.tlv) {
+                obs.ecr.text.push_str(&l);
+                obs.ecr.text.push('\n');
+            }
+            let text = render::print_block_lines(&block.tlv).join("\n");
+            obs.ecr.messages += 1;
+            rec.item(
+                Channel::EcrIn,
+                Item::Receipt {
+                    title: "06 D3 print-text-block".into(),
+                    text,
+                },
+            );
+            if replied != Reply::Ack {
+                rec.push(
+                    Channel::EcrOut,
+                    format!("{replied:?} (to print-text-block)"),
+                );
+            }
+        }
+        EcrEvent::SetDateTime { value, replied } => {
+            render_cmd(obs, rec, &Command::SetDateTime(value), &replied)
+        }
+        EcrEvent::Completed {
+            completion,
+            replied,
+        } => {
+            obs.ecr.completed = true;
+            render_cmd(obs, rec, &Command::Completion(completion), &replied);
+        }
+        EcrEvent::EnquiryCompleted {
+            completion,
+            replied,
+        } => {
+            obs.ecr.completed = true;
+            obs.ecr.sw_version = completion
+                .sw_version
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            let c = Command::EnquiryCompletion(completion);
+            rec.push(
+                Channel::EcrIn,
+                format!("06 0F completion (status enquiry) {}", describe_enquiry(&c)),
+            );
+            obs.ecr.messages += 1;
+            if replied != Reply::Ack {
+                rec.push(Channel::EcrOut, format!("{replied:?}"));
+            }
+        }
+        EcrEvent::Aborted { abort, replied } => {
+            obs.ecr.aborted = Some(abort.result);
+            if let Ok(Some(c)) = abort.extended_error_code() {
+                obs.ecr.extended_code = Some(String::from_utf8_lossy(c).into_owned());
+            }
+            if let Ok(Some(t)) = abort.extended_error_text() {
+                obs.ecr.extended_text = Some(String::from_utf8_lossy(t).into_owned());
+            }
+            render_cmd(obs, rec, &Command::Abort(abort), &replied);
+        }
+        EcrEvent::OtherMessage { command, replied } => render_cmd(obs, rec, &command, &replied),
+        EcrEvent::Undecodable { apdu, .. } => {
+            rec.push(Channel::EcrIn, format!("undecodable {}", apdu.len()))
+        }
+        EcrEvent::AbortAnswered { code } => {
+            let t = match code {
+                None => "80 00 ack (abort)".to_string(),
+                Some(c) => format!("84 {c:02X} nack (abort)"),
+            };
+            rec.push(Channel::EcrIn, t);
+        }
+        EcrEvent::AbortNoAnswer => rec.push(Channel::Note, "ECR: no answer to 06 B0".into()),
+        EcrEvent::T4Expired => rec.push(Channel::Note, "ECR: T4 expired".into()),
+        EcrEvent::UnexpectedAnswer { .. } => rec.push(Channel::Link, "unexpected answer".into()),
+        EcrEvent::LinkFailed { .. } => rec.push(
+            Channel::Note,
+            "ECR: link failed (no ACK after repeats)".into(),
+        ),
+        EcrEvent::Noise { bytes } => {
+            rec.push(Channel::Link, format!("noise {} bytes", bytes.len()))
+        }
+        EcrEvent::Link(trace) => rec.push(Channel::Link, format!("ECR {trace:?}")),
+        EcrEvent::TransportBroken(e) => {
+            rec.push(Channel::Note, format!("ECR stream broken: {e}"));
+            ecr.reset();
+        }
     }
 }

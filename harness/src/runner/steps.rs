@@ -96,7 +96,7 @@ impl Ctx<'_> {
 }
 
 /// Runs the steps; stops at the first failing one (later steps depend on it).
-pub(super) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> Vec<Failure> {
+pub(crate) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> Vec<Failure> {
     let s = &ls.scenario;
     let profile = w.profile().clone();
     let mut ctx = Ctx {
