@@ -547,19 +547,17 @@ impl ProcessWorld {
                         .item(Channel::Printer, Item::Receipt { title, text });
                 }
             }
-            Report::Leds(l) => {
-                if l != self.obs.leds {
-                    self.obs.leds = l;
-                    let s: Vec<&str> = l
-                        .iter()
-                        .map(|x| match x {
-                            LedState::On => "on",
-                            LedState::Off => "off",
-                            LedState::Blink => "blink",
-                        })
-                        .collect();
-                    self.rec.push(Channel::Leds, s.join(" "));
-                }
+            Report::Leds(l) if l != self.obs.leds => {
+                self.obs.leds = l;
+                let s: Vec<&str> = l
+                    .iter()
+                    .map(|x| match x {
+                        LedState::On => "on",
+                        LedState::Off => "off",
+                        LedState::Blink => "blink",
+                    })
+                    .collect();
+                self.rec.push(Channel::Leds, s.join(" "));
             }
             Report::Beep { tone, .. } => {
                 self.obs.beeps.push(tone);
