@@ -145,3 +145,39 @@ fn capabilities_the_steps_use_must_be_declared() {
     assert_eq!((e.line, e.column), (5, 1), "{}", e.excerpt);
     assert!(e.message.contains("display"), "{e}");
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Random bytes: an error with a place, never a panic.
+        #[test]
+        fn arbitrary_text(src in "\\PC{0,400}") {
+            let d = suite();
+            let p = write(d.path(), &src);
+            let _ = load_file(&p);
+        }
+
+        /// A good file with a random slice cut out or a random line duplicated.
+        #[test]
+        fn mutated_good_file(cut_at in 0usize..GOOD.len(), cut_len in 0usize..40, dup in 0usize..20) {
+            let d = suite();
+            let mut src = GOOD.to_string();
+            let end = (cut_at + cut_len).min(src.len());
+            if src.is_char_boundary(cut_at) && src.is_char_boundary(end) {
+                src.replace_range(cut_at..end, "");
+            }
+            let lines: Vec<&str> = src.lines().collect();
+            if let Some(l) = lines.get(dup % lines.len().max(1)) {
+                src = format!("{src}\n{l}\n");
+            }
+            let p = write(d.path(), &src);
+            if let Err(e) = load_file(&p) {
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+}
