@@ -501,3 +501,33 @@ async fn non_loopback_listeners_need_listen_any() {
         r.err()
     );
 }
+
+/// The core's deadlines run on the scaled clock: with `--time-scale 200` the 60 s host timeout
+/// passes in a fraction of a second, the outcome is unknown and the reversal goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_timeout_runs_on_the_scaled_clock() {
+    let mut spec = Spec::new("zvt-en-eur.yaml");
+    spec.journal = Some("eur-open-batch.yaml");
+    spec.signed_on = true;
+    spec.scale = 200.0;
+    let w = setup(&spec).await;
+    w.script(Directive::new().mti("0200").fault(Fault::NoReply));
+    let emu = start(&w, &spec).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
+    let mut ecr = Ecr::tcp(emu.ecr_addr.unwrap()).await;
+    ecr.start(&eur_refund(1000)).await;
+    let driver = tokio::spawn(async move { ecr.until(is_end).await });
+    rig.wait_display("SWIPE/INSERT/TAP").await;
+    rig.ok("CARD INSERT visa_credit_01").await;
+    let evs = driver.await.unwrap();
+    assert_eq!(status_result(&evs), Some(0xA1), "{evs:?}");
+    eventually("the reversal answered", || {
+        w.host_messages()
+            .iter()
+            .any(|m| m.starts_with("out 0410") && m.ends_with("39=00"))
+    })
+    .await;
+    eventually("nothing pending", || w.journal().pending.is_empty()).await;
+    emu.stop().await;
+    assert_eq!(refunds(&w.journal())[0].outcome, Outcome::Reversed);
+}
