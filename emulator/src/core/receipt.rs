@@ -488,6 +488,7 @@ impl Slip {
                 Row::Title { en, .. } | Row::Note { en, .. } => out.push(center(en, width)),
                 Row::Field { en, value, .. } => {
                     let label = format!("{en}:");
+                    let value = &english_part(value);
                     if value.is_empty() {
                         out.push(label);
                     } else if label.len() + 1 + value.chars().count() <= width {
@@ -517,6 +518,21 @@ impl Slip {
     }
 }
 
+/// The English words of a value a `zh` profile writes bilingually (`插卡 CHIP` → `CHIP`): the
+/// ECR copy is English (R-RECEIPT), so the Chinese half goes rather than printing as `??`.
+fn english_part(value: &str) -> String {
+    if value.is_ascii() {
+        return value.to_string();
+    }
+    value
+        .split(' ')
+        .filter(|w| w.is_ascii())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
+}
+
 fn center(s: &str, width: usize) -> String {
     let n = s.chars().count();
     if n >= width {
@@ -528,4 +544,31 @@ fn center(s: &str, width: usize) -> String {
 /// Is `outcome` one a receipt is printed for.
 pub fn printable(o: &Outcome) -> bool {
     matches!(o, Outcome::Approved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_copy_of_a_bilingual_value_is_english() {
+        // R-RECEIPT: a zh profile sends the ECR an English copy (CP437), never `??`.
+        let slip = Slip {
+            rows: vec![
+                Row::Field {
+                    zh: "输入方式",
+                    en: "ENTRY MODE",
+                    value: "插卡 CHIP".into(),
+                },
+                Row::Field {
+                    zh: "交易类型",
+                    en: "TRANS TYPE",
+                    value: "退货 REFUND".into(),
+                },
+            ],
+        };
+        let lines = slip.to_ecr_lines(32);
+        assert_eq!(lines[0], format!("ENTRY MODE:{}CHIP", " ".repeat(17)));
+        assert!(lines[1].ends_with(" REFUND") && !lines[1].contains('?'));
+    }
 }
