@@ -780,6 +780,18 @@ impl Terminal {
                     self.finish_refused(r);
                     return;
                 }
+                // A void undoes the whole sale: its amount is the original's (the keypad never
+                // asks for one; without it nothing could be sent).
+                let whole = self
+                    .flow()
+                    .and_then(|f| f.original_id)
+                    .and_then(|id| self.j.txn(id))
+                    .map(|o| o.amount);
+                if let Some(f) = self.flow_mut()
+                    && f.amount.is_none()
+                {
+                    f.amount = whole;
+                }
                 if f_needs_card(self) {
                     return;
                 }

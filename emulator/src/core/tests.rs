@@ -489,3 +489,21 @@ fn chip_swipe_is_refused_then_fallback_is_flagged() {
     assert_eq!(req.get_str(22), Some("802"), "fallback entry mode");
     assert_eq!(b.last_txn().entry_mode, EntryMode::FallbackSwipe);
 }
+
+#[test]
+fn keypad_void_takes_the_whole_amount_of_its_sale() {
+    // A keypad void asks for the trace and the card, never an amount: it voids the whole sale.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 2 ENTER 123456 ENTER 101 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    assert!(b.display().contains("CNY 200.00"), "{}", b.display());
+    let sent = b.requests.len();
+    b.keys("ENTER");
+    assert_eq!(b.requests.len(), sent + 1, "the void left");
+    let req = b.requests.last().unwrap().clone();
+    assert_eq!(req.mti.value(), 200);
+    assert_eq!(req.get_str(4), Some("000000020000"));
+    b.answer("00", None);
+    assert!(b.display().contains("撤销成功"), "{}", b.display());
+}
