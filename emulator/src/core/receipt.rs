@@ -442,7 +442,7 @@ impl Slip {
             b = match row {
                 Row::Title { zh: z, en } => b
                     .align(Align::Center)
-                    .size(if zh { 2 } else { 1 }, 2)
+                    .size(title_width(zh, z, profile.printer.width), 2)
                     .bold(true)
                     .line(if zh { z } else { en })
                     .bold(false)
@@ -518,6 +518,16 @@ impl Slip {
     }
 }
 
+/// Width factor of a `zh` title: double (CJK is sized with GS !) when the title fits the paper
+/// at twice its columns, else single, so a title never breaks mid-word.
+fn title_width(zh: bool, title: &str, paper: usize) -> u8 {
+    if zh && protocol::escpos::text_columns(title) * 2 <= paper {
+        2
+    } else {
+        1
+    }
+}
+
 /// The English words of a value a `zh` profile writes bilingually (`插卡 CHIP` → `CHIP`): the
 /// ECR copy is English (R-RECEIPT), so the Chinese half goes rather than printing as `??`.
 fn english_part(value: &str) -> String {
@@ -549,6 +559,14 @@ pub fn printable(o: &Outcome) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zh_title_is_double_width_only_when_it_fits() {
+        // 退货 REFUND: 11 columns, 22 doubled, fits 32; 结算单 SETTLEMENT: 17, 34 does not.
+        assert_eq!(title_width(true, "退货 REFUND", 32), 2);
+        assert_eq!(title_width(true, "结算单 SETTLEMENT", 32), 1);
+        assert_eq!(title_width(false, "REFUND", 42), 1);
+    }
 
     #[test]
     fn ecr_copy_of_a_bilingual_value_is_english() {
