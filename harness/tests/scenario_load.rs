@@ -135,3 +135,30 @@ fn huge_scalar_and_alias_bomb_fail_fast() {
     let e = err(&bomb);
     assert!(e.line >= 1, "{e}");
 }
+
+#[test]
+fn all_of_and_ecr_refused_load() {
+    let src = r#"id: refund/review/example
+name: example
+proves: all_of and ecr.refused are part of the format
+requires: [ecr, printer]
+terminal: fixtures/terminals/cup-zh-cny.yaml
+steps:
+  - ecr: {raw: "06 31 02 04 FF"}
+  - expect:
+      ecr: {refused: "9A"}
+      printer: {all_of: [{contains: 退货}, {regex: "R-ZERO"}, {not: {contains: "??"}}]}
+"#;
+    let d = suite();
+    let s = load_file(&write(d.path(), src)).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    let posrig::scenario::Step::Expect(e) = &s.scenario.steps[1].value else {
+        panic!("not an expect step");
+    };
+    assert!(matches!(
+        e.printer,
+        Some(posrig::scenario::MatcherValue::AllOf(ref v)) if v.len() == 3
+    ));
+    let bad = src.replace("{regex: \"R-ZERO\"}", "{regex: \"(\"}");
+    let e = err(&bad);
+    assert!(e.message.contains("bad regex"), "{}", e.message);
+}

@@ -63,6 +63,11 @@ fn subst_matcher(
                 .map(|x| subst_matcher(x, vars))
                 .collect::<Result<_, _>>()?,
         ),
+        MatcherValue::AllOf(v) => MatcherValue::AllOf(
+            v.iter()
+                .map(|x| subst_matcher(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -653,6 +658,8 @@ fn actual_of(what: &str, o: &super::Observed, host: &Host) -> Option<String> {
             "result" => e.result().map(|r| format!("{r:02X}")),
             "completed" => e.completed.then(|| "true".into()),
             "aborted" => e.aborted.map(|r| format!("{r:02X}")),
+            // The code of a negative acknowledgement (84 xx) to the command itself.
+            "refused" => e.refused.map(|r| format!("{r:02X}")),
             "text" => Some(e.text.clone()),
             "intermediate" => e.intermediate.map(|r| format!("{r:02X}")),
             "messages" => Some(e.messages.to_string()),

@@ -442,6 +442,7 @@ fn check_expectations(c: &mut Checker<'_>, step: &Spanned<Step>, e: &Expectation
             "result",
             "completed",
             "aborted",
+            "refused",
             "text",
             "intermediate",
             "messages",
@@ -478,6 +479,14 @@ fn check_expectations(c: &mut Checker<'_>, step: &Spanned<Step>, e: &Expectation
     }
     check_matchers(c, &e.ecr);
     check_matchers(c, &e.host);
+    for (what, m) in [("display", &e.display), ("printer", &e.printer)] {
+        if let Some(m) = m
+            && !format!("{m:?}").contains("${")
+            && let Err(x) = crate::matcher::Matcher::compile(m)
+        {
+            c.at(step, format!("{what}: {x}"));
+        }
+    }
 }
 
 fn check_matchers(c: &mut Checker<'_>, m: &OrderedMap<MatcherValue>) {

@@ -383,7 +383,8 @@ pub struct Expectations {
     #[serde(default)]
     pub printer: Option<super::MatcherValue>,
     /// What the ECR received: `result` (BMP 27 of the last 04 0F or the 06 1E code),
-    /// `completed`, `aborted`, BMP numbers of the last 04 0F (`"04"`, `"87"`), `text` (prints).
+    /// `completed`, `aborted`, `refused` (the xx of an `84 xx` to the command), BMP numbers of
+    /// the last 04 0F (`"04"`, `"87"`), `tlv.1F16` / `tlv.1F17`, `text` (prints).
     #[serde(default)]
     pub ecr: OrderedMap<super::MatcherValue>,
     /// What the host received: `count` of requests, or `last.<field>`.
