@@ -507,3 +507,37 @@ fn keypad_void_takes_the_whole_amount_of_its_sale() {
     b.answer("00", None);
     assert!(b.display().contains("撤销成功"), "{}", b.display());
 }
+
+#[test]
+fn a_declined_refund_never_takes_the_original_rrn_it_echoed() {
+    // The host's decline echoes field 37 — the original's RRN. Were it kept as the declined
+    // refund's RRN, retrying the refund by that RRN would find the refund, not the sale
+    // (R-NOTSALE), and the sale could never be refunded again.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 5000 ENTER ENTER");
+    let req = b.requests.last().unwrap().clone();
+    let reply = builder::response(
+        &b.cfg.dialect,
+        &req,
+        &ReplyInput {
+            code: "05".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(reply.get_str(37), Some("000000000101"), "the decline echoes 37");
+    let mut frame = Vec::new();
+    mac::sign(&b.cfg.dialect, &mut reply.clone(), &b.working.mac, &mut frame).unwrap();
+    let mut wire = Vec::new();
+    b.cfg.dialect.length_prefix.encode(&frame, &mut wire).unwrap();
+    b.ev(Event::HostBytes(wire));
+    assert!(b.display().contains("交易失败 05"), "{}", b.display());
+    assert_eq!(b.last_txn().rrn, None);
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER");
+    assert!(b.display().contains("请输入金额"), "{}", b.display());
+}
