@@ -366,8 +366,10 @@ impl Terminal {
             kind,
             FlowKind::Sale | FlowKind::Void | FlowKind::Refund | FlowKind::Settle
         );
+        // Manual sign-on opens the day; re-keying after A0/99 is not the cashier's job: a
+        // terminal signed on today signs on again by itself before the transaction.
         if needs_sign_on
-            && !self.signed_on()
+            && !self.signed_on_today()
             && self.sign_on_mode() == protocol::fixture::terminal::SignOnMode::Manual
         {
             self.activity = Activity::Flow(f);

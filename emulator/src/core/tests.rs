@@ -541,3 +541,23 @@ fn a_declined_refund_never_takes_the_original_rrn_it_echoed() {
     b.keys("000000000101 ENTER 1126 ENTER");
     assert!(b.display().contains("请输入金额"), "{}", b.display());
 }
+
+#[test]
+fn after_a0_a_manual_terminal_signs_on_again_by_itself() {
+    // DESIGN R-SIGNON: a host 39 = A0 → sign on again before the next transaction. Manual
+    // sign-on opens the day; it does not make the cashier re-key after A0.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 5000 ENTER ENTER");
+    b.answer("A0", None);
+    assert!(b.display().contains("交易失败 A0"), "{}", b.display());
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 5000 ENTER ENTER");
+    let sent: Vec<u16> = b.requests.iter().map(|m| m.mti.value()).collect();
+    assert_eq!(sent, [800, 220, 800], "the sign-on goes before the refund");
+    b.answer("00", None);
+    assert_eq!(b.requests.last().unwrap().mti.value(), 220);
+}
