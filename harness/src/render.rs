@@ -189,7 +189,7 @@ fn tlv_render(v: &[u8], n: &mut Normaliser) -> String {
         .map(|t| {
             let val = match t.tag.0 {
                 0x1F1F => n.id("RECEIPT", &String::from_utf8_lossy(t.value)),
-                0x1F17 | 0x07 => ascii(t.value),
+                0x1F16 | 0x1F17 | 0x07 => ascii(t.value),
                 0xDF60 => n.id("STAN", &bcd_digits(t.value)),
                 0xDF62 => n.id("RRN", &String::from_utf8_lossy(t.value)),
                 0xDF63 => n.mmdd(&bcd_digits(t.value)),
@@ -306,6 +306,16 @@ mod tests {
         assert_eq!(s, "06 1E abort result=6F cc=0978");
         let s = zvt(&[0x06, 0x1E, 0x01, 0x6C], false, &mut n());
         assert_eq!(s, "06 1E abort result=6C");
+        // FF with the host's non-numeric code in 1F16 and its text in 1F17, both ASCII.
+        let s = zvt(
+            &[
+                0x06, 0x1E, 0x0C, 0xFF, 0x06, 0x09, 0x1F, 0x16, 0x02, b'A', b'0', 0x1F, 0x17,
+                0x01, b'X',
+            ],
+            false,
+            &mut n(),
+        );
+        assert_eq!(s, "06 1E abort result=FF 06={1F16=\"A0\" 1F17=\"X\"}");
     }
 
     #[test]
