@@ -162,3 +162,24 @@ steps:
     let e = err(&bad);
     assert!(e.message.contains("bad regex"), "{}", e.message);
 }
+
+#[test]
+fn host_expectations_on_the_reply_load() {
+    let src = r#"id: refund/fees/example
+name: example
+proves: reply.<field> asserts on the host's reply
+requires: [keypad]
+terminal: fixtures/terminals/cup-zh-cny.yaml
+steps:
+  - host:
+      expect: {mti: "0220", 4: "000000003333", reply.39: "00", reply.57.3: "000000000020"}
+"#;
+    let d = suite();
+    let s = load_file(&write(d.path(), src)).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    let posrig::scenario::Step::Host(h) = &s.scenario.steps[0].value else {
+        panic!("not a host step");
+    };
+    assert!(h.expect.get("reply.57.3").is_some());
+    let e = err(&src.replace("reply.57.3", "reply.x"));
+    assert!(e.message.contains("bad field \"reply.x\""), "{}", e.message);
+}

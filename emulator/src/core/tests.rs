@@ -528,11 +528,25 @@ fn a_declined_refund_never_takes_the_original_rrn_it_echoed() {
         },
     )
     .unwrap();
-    assert_eq!(reply.get_str(37), Some("000000000101"), "the decline echoes 37");
+    assert_eq!(
+        reply.get_str(37),
+        Some("000000000101"),
+        "the decline echoes 37"
+    );
     let mut frame = Vec::new();
-    mac::sign(&b.cfg.dialect, &mut reply.clone(), &b.working.mac, &mut frame).unwrap();
+    mac::sign(
+        &b.cfg.dialect,
+        &mut reply.clone(),
+        &b.working.mac,
+        &mut frame,
+    )
+    .unwrap();
     let mut wire = Vec::new();
-    b.cfg.dialect.length_prefix.encode(&frame, &mut wire).unwrap();
+    b.cfg
+        .dialect
+        .length_prefix
+        .encode(&frame, &mut wire)
+        .unwrap();
     b.ev(Event::HostBytes(wire));
     assert!(b.display().contains("交易失败 05"), "{}", b.display());
     assert_eq!(b.last_txn().rrn, None);

@@ -496,10 +496,11 @@ fn run_step<W: World>(
             };
             for (key, m) in h.expect.iter() {
                 let matcher = compile(m, &ctx.vars).map_err(|e| err(ctx, key, e))?;
-                let actual = if key == "mti" {
-                    request.mti.clone()
-                } else {
-                    request.field(key).map(str::to_string)
+                // `reply.57.3`: what the host answered (fees it computed), not what it got.
+                let actual = match key.strip_prefix("reply.") {
+                    Some(f) => echo(&format!("reply.{f}")),
+                    None if key == "mti" => request.mti.clone(),
+                    None => request.field(key).map(str::to_string),
                 };
                 if let Err(e) = matcher.check(actual.as_deref(), &echo) {
                     return Err(ctx.fail(

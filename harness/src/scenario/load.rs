@@ -388,8 +388,14 @@ fn check_step(c: &mut Checker<'_>, step: &Spanned<Step>) {
                     "a host step names the request it is about: `expect: {mti: \"0220\"}`",
                 );
             }
-            for (k, _) in h.select.0.iter().chain(h.expect.0.iter()) {
+            for (k, _) in h.select.0.iter() {
                 if !is_field_key(&k.value) {
+                    c.at(k, format!("bad field {:?}: `mti`, a field number 2..128, or a subfield such as 60.1", k.value));
+                }
+            }
+            for (k, _) in h.expect.0.iter() {
+                let field = k.value.strip_prefix("reply.").unwrap_or(&k.value);
+                if !is_field_key(field) {
                     c.at(k, format!("bad field {:?}: `mti`, a field number 2..128, or a subfield such as 60.1", k.value));
                 }
             }

@@ -345,7 +345,8 @@ pub struct HostStep {
     /// at least), checked in full against `expect`.
     #[serde(default, rename = "match")]
     pub select: OrderedMap<super::MatcherValue>,
-    /// Assertions on the request: `mti`, field numbers (`4`, `60.1`), matchers.
+    /// Assertions on the request: `mti`, field numbers (`4`, `60.1`), matchers; `reply.<field>`
+    /// asserts on the host's reply instead (`reply.57.3`: the fee it returned).
     #[serde(default)]
     pub expect: OrderedMap<super::MatcherValue>,
     /// Field values to set in the reply (`39: "05"` declines).
