@@ -221,10 +221,7 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
                 .or(h.expect.get("mti"))
                 .map(|m| format!("{m:?}"))
                 .unwrap_or_default();
-            let mti = mti
-                .trim_start_matches("Exact(\"")
-                .trim_end_matches("\")")
-                .to_string();
+            let mti = sub(mti.trim_start_matches("Exact(\"").trim_end_matches("\")"));
             let mut t = format!("host {mti}");
             if let Some(c) = h.reply.get("39") {
                 t.push_str(&format!(" → 39={c}"));
