@@ -18,6 +18,8 @@ pub enum Matcher {
     Compare(CompareOp, Decimal),
     Not(Box<Matcher>),
     AnyOf(Vec<Matcher>),
+    /// Every one must hold; a failure names the first that does not.
+    AllOf(Vec<Matcher>),
 }
 
 impl Matcher {
@@ -46,6 +48,9 @@ impl Matcher {
             MatcherValue::Not(m) => Matcher::Not(Box::new(Matcher::compile(m)?)),
             MatcherValue::AnyOf(v) => {
                 Matcher::AnyOf(v.iter().map(Matcher::compile).collect::<Result<_, _>>()?)
+            }
+            MatcherValue::AllOf(v) => {
+                Matcher::AllOf(v.iter().map(Matcher::compile).collect::<Result<_, _>>()?)
             }
         })
     }
@@ -138,6 +143,14 @@ impl Matcher {
                     fail(format!("any of {ms:?}"))
                 }
             }
+            Matcher::AllOf(ms) => {
+                for (i, m) in ms.iter().enumerate() {
+                    if let Err(e) = m.check(actual, echo) {
+                        return Err(format!("all_of, item {}: {e}", i + 1));
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -213,5 +226,16 @@ mod tests {
         assert!(m(not.clone()).check(Some("05"), &no_echo).is_ok());
         assert!(m(not).check(Some("00"), &no_echo).is_err());
         assert!(Matcher::compile(&MatcherValue::Regex("(".into())).is_err());
+        let all = MatcherValue::AllOf(vec![
+            MatcherValue::Contains("退货".into()),
+            MatcherValue::Regex("CNY 33\\.33$".into()),
+        ]);
+        assert!(
+            m(all.clone())
+                .check(Some("退货 CNY 33.33"), &no_echo)
+                .is_ok()
+        );
+        let e = m(all).check(Some("退货 CNY 33.34"), &no_echo).unwrap_err();
+        assert!(e.starts_with("all_of, item 2: "), "{e}");
     }
 }

@@ -99,7 +99,14 @@ pub fn zvt(apdu: &[u8], answering_enquiry: bool, n: &mut Normaliser) -> String {
             if let Some(r) = data.first() {
                 out.push_str(&format!(" result={r:02X}"));
             }
-            1.min(data.len())
+            // With 6F (wrong currency) the PT's currency follows, positional (no BMP tag).
+            match data.get(1..3) {
+                Some(cc) if data.first() == Some(&0x6F) && cc[0] <= 0x09 => {
+                    out.push_str(&format!(" cc={}", bcd_digits(cc)));
+                    3
+                }
+                _ => 1.min(data.len()),
+            }
         }
         (0x04, 0xFF) => {
             let mut k = 0;
@@ -182,7 +189,7 @@ fn tlv_render(v: &[u8], n: &mut Normaliser) -> String {
         .map(|t| {
             let val = match t.tag.0 {
                 0x1F1F => n.id("RECEIPT", &String::from_utf8_lossy(t.value)),
-                0x1F17 | 0x07 => ascii(t.value),
+                0x1F16 | 0x1F17 | 0x07 => ascii(t.value),
                 0xDF60 => n.id("STAN", &bcd_digits(t.value)),
                 0xDF62 => n.id("RRN", &String::from_utf8_lossy(t.value)),
                 0xDF63 => n.mmdd(&bcd_digits(t.value)),
@@ -290,6 +297,25 @@ mod tests {
             s,
             "06 31 refund pw=*** 04=000000001995 49=0978 0E=2812 22=622202******7894"
         );
+    }
+
+    #[test]
+    fn abort_6f_renders_its_positional_currency() {
+        // 06 1E with 6F (wrong currency): the PT's CC follows without a BMP tag.
+        let s = zvt(&[0x06, 0x1E, 0x03, 0x6F, 0x09, 0x78], false, &mut n());
+        assert_eq!(s, "06 1E abort result=6F cc=0978");
+        let s = zvt(&[0x06, 0x1E, 0x01, 0x6C], false, &mut n());
+        assert_eq!(s, "06 1E abort result=6C");
+        // FF with the host's non-numeric code in 1F16 and its text in 1F17, both ASCII.
+        let s = zvt(
+            &[
+                0x06, 0x1E, 0x0C, 0xFF, 0x06, 0x09, 0x1F, 0x16, 0x02, b'A', b'0', 0x1F, 0x17, 0x01,
+                b'X',
+            ],
+            false,
+            &mut n(),
+        );
+        assert_eq!(s, "06 1E abort result=FF 06={1F16=\"A0\" 1F17=\"X\"}");
     }
 
     #[test]

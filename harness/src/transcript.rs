@@ -86,7 +86,7 @@ impl Item {
             Item::Iso { mti, fields, note } => {
                 let mut s = crate::render::iso(Some(mti), fields, n);
                 if let Some(x) = note {
-                    s.push_str(&format!("  ({x})"));
+                    s.push_str(&format!("  ({})", n.note_text(x)));
                 }
                 s
             }
@@ -213,6 +213,27 @@ impl Normaliser {
     }
 
     /// Receipt text: identifiers after their labels, dates and times anywhere.
+    /// The acquirer's notes name STANs in prose ("reversed STAN 000202 of batch 000001"):
+    /// renumbered like field 11, so the note reads the same on every rig.
+    pub fn note_text(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(p) = rest.find("STAN ") {
+            let (head, tail) = rest.split_at(p + 5);
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 6 {
+                out.push_str(&head[..p]);
+                out.push_str(&self.id("STAN", &tail[..6]));
+                rest = &tail[6..];
+            } else {
+                out.push_str(head);
+                rest = tail;
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
     pub fn receipt_text(&mut self, text: &str) -> String {
         if self.passthrough {
             return text.to_string();
@@ -424,6 +445,21 @@ impl Transcript {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stans_in_acquirer_notes_are_renumbered_like_field_11() {
+        let mut n = Normaliser::new(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+        assert_eq!(n.id("STAN", "000202"), "[STAN#1]");
+        assert_eq!(
+            n.note_text("reversed STAN 000202 of batch 000001"),
+            "reversed [STAN#1] of batch 000001"
+        );
+        assert_eq!(
+            n.note_text("upload record STAN 000201: the host has no such transaction"),
+            "upload record [STAN#2]: the host has no such transaction"
+        );
+        assert_eq!(n.note_text("STAN 12 is short"), "STAN 12 is short");
+    }
 
     #[test]
     fn identifiers_are_renumbered_by_first_appearance() {

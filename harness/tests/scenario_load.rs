@@ -181,3 +181,51 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn all_of_and_ecr_refused_load() {
+    let src = r#"id: refund/review/example
+name: example
+proves: all_of and ecr.refused are part of the format
+requires: [ecr, printer]
+terminal: fixtures/terminals/cup-zh-cny.yaml
+steps:
+  - ecr: {raw: "06 31 02 04 FF"}
+  - expect:
+      ecr: {refused: "9A"}
+      printer: {all_of: [{contains: 退货}, {regex: "R-ZERO"}, {not: {contains: "??"}}]}
+"#;
+    let d = suite();
+    let s = load_file(&write(d.path(), src)).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    let posrig::scenario::Step::Expect(e) = &s.scenario.steps[1].value else {
+        panic!("not an expect step");
+    };
+    assert!(matches!(
+        e.printer,
+        Some(posrig::scenario::MatcherValue::AllOf(ref v)) if v.len() == 3
+    ));
+    let bad = src.replace("{regex: \"R-ZERO\"}", "{regex: \"(\"}");
+    let e = err(&bad);
+    assert!(e.message.contains("bad regex"), "{}", e.message);
+}
+
+#[test]
+fn host_expectations_on_the_reply_load() {
+    let src = r#"id: refund/fees/example
+name: example
+proves: reply.<field> asserts on the host's reply
+requires: [keypad]
+terminal: fixtures/terminals/cup-zh-cny.yaml
+steps:
+  - host:
+      expect: {mti: "0220", 4: "000000003333", reply.39: "00", reply.57.3: "000000000020"}
+"#;
+    let d = suite();
+    let s = load_file(&write(d.path(), src)).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    let posrig::scenario::Step::Host(h) = &s.scenario.steps[0].value else {
+        panic!("not a host step");
+    };
+    assert!(h.expect.get("reply.57.3").is_some());
+    let e = err(&src.replace("reply.57.3", "reply.x"));
+    assert!(e.message.contains("bad field \"reply.x\""), "{}", e.message);
+}

@@ -366,8 +366,10 @@ impl Terminal {
             kind,
             FlowKind::Sale | FlowKind::Void | FlowKind::Refund | FlowKind::Settle
         );
+        // Manual sign-on opens the day; re-keying after A0/99 is not the cashier's job: a
+        // terminal signed on today signs on again by itself before the transaction.
         if needs_sign_on
-            && !self.signed_on()
+            && !self.signed_on_today()
             && self.sign_on_mode() == protocol::fixture::terminal::SignOnMode::Manual
         {
             self.activity = Activity::Flow(f);
@@ -779,6 +781,18 @@ impl Terminal {
                 if let Err(r) = self.review_void() {
                     self.finish_refused(r);
                     return;
+                }
+                // A void undoes the whole sale: its amount is the original's (the keypad never
+                // asks for one; without it nothing could be sent).
+                let whole = self
+                    .flow()
+                    .and_then(|f| f.original_id)
+                    .and_then(|id| self.j.txn(id))
+                    .map(|o| o.amount);
+                if let Some(f) = self.flow_mut()
+                    && f.amount.is_none()
+                {
+                    f.amount = whole;
                 }
                 if f_needs_card(self) {
                     return;

@@ -731,9 +731,13 @@ impl Terminal {
             .filter(|s| !s.is_empty());
         let f62 = reply.field_bytes(62).map(<[u8]>::to_vec);
         let f48 = reply.field_str(48).map(|s| s.to_string());
+        // A reply that only echoes the 37 we sent (a refund's original RRN) assigned none.
+        let assigned = rrn
+            .clone()
+            .filter(|r| inflight.request.get_str(37) != Some(r.as_str()));
         match inflight.job {
             Job::SignOn => self.sign_on_reply(&code, f62),
-            Job::Txn => self.txn_reply(inflight.txn_id, &code, rrn, auth, fee),
+            Job::Txn => self.txn_reply(inflight.txn_id, &code, rrn, assigned, auth, fee),
             Job::Pending { txn_id, .. } => self.pending_reply(txn_id, &code, rrn, auth, fee),
             Job::Settle => self.settle_reply(&code, f48),
             Job::Upload { .. } => {}
@@ -781,11 +785,13 @@ impl Terminal {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn txn_reply(
         &mut self,
         txn_id: Option<u64>,
         code: &str,
         rrn: Option<String>,
+        assigned_rrn: Option<String>,
         auth: Option<String>,
         fee: Option<FeeInfo>,
     ) {
@@ -801,7 +807,9 @@ impl Terminal {
             self.finish_approved(id);
         } else {
             t.outcome = Outcome::Declined(code.to_string());
-            t.rrn = rrn;
+            // Never the original's RRN echoed back: the declined refund would then be found
+            // (and refused as R-NOTSALE) instead of its sale when the refund is tried again.
+            t.rrn = assigned_rrn;
             self.journal_op(JournalOp::PutTxn(Box::new(t)));
             self.journal_op(JournalOp::DeletePending { txn_id: id });
             if code == "A0" || code == "99" {

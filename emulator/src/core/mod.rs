@@ -278,11 +278,14 @@ impl Terminal {
     }
 
     fn signed_on(&self) -> bool {
+        self.signed_on_today() && !self.j.session.resign_required
+    }
+
+    /// Signed on today, even if the host has since asked for a new sign-on (A0 / 99).
+    fn signed_on_today(&self) -> bool {
         let s = &self.j.session;
         let keys_ok = self.cfg.profile.mac == MacMode::None || s.mac_key.is_some();
-        s.signed_on.as_deref() == Some(self.today().to_string().as_str())
-            && !s.resign_required
-            && keys_ok
+        s.signed_on.as_deref() == Some(self.today().to_string().as_str()) && keys_ok
     }
 
     fn sign_on_mode(&self) -> SignOnMode {

@@ -442,7 +442,7 @@ impl Slip {
             b = match row {
                 Row::Title { zh: z, en } => b
                     .align(Align::Center)
-                    .size(if zh { 2 } else { 1 }, 2)
+                    .size(title_width(zh, z, profile.printer.width), 2)
                     .bold(true)
                     .line(if zh { z } else { en })
                     .bold(false)
@@ -488,6 +488,7 @@ impl Slip {
                 Row::Title { en, .. } | Row::Note { en, .. } => out.push(center(en, width)),
                 Row::Field { en, value, .. } => {
                     let label = format!("{en}:");
+                    let value = &english_part(value);
                     if value.is_empty() {
                         out.push(label);
                     } else if label.len() + 1 + value.chars().count() <= width {
@@ -517,6 +518,31 @@ impl Slip {
     }
 }
 
+/// Width factor of a `zh` title: double (CJK is sized with GS !) when the title fits the paper
+/// at twice its columns, else single, so a title never breaks mid-word.
+fn title_width(zh: bool, title: &str, paper: usize) -> u8 {
+    if zh && protocol::escpos::text_columns(title) * 2 <= paper {
+        2
+    } else {
+        1
+    }
+}
+
+/// The English words of a value a `zh` profile writes bilingually (`插卡 CHIP` → `CHIP`): the
+/// ECR copy is English (R-RECEIPT), so the Chinese half goes rather than printing as `??`.
+fn english_part(value: &str) -> String {
+    if value.is_ascii() {
+        return value.to_string();
+    }
+    value
+        .split(' ')
+        .filter(|w| w.is_ascii())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
+}
+
 fn center(s: &str, width: usize) -> String {
     let n = s.chars().count();
     if n >= width {
@@ -528,4 +554,39 @@ fn center(s: &str, width: usize) -> String {
 /// Is `outcome` one a receipt is printed for.
 pub fn printable(o: &Outcome) -> bool {
     matches!(o, Outcome::Approved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zh_title_is_double_width_only_when_it_fits() {
+        // 退货 REFUND: 11 columns, 22 doubled, fits 32; 结算单 SETTLEMENT: 17, 34 does not.
+        assert_eq!(title_width(true, "退货 REFUND", 32), 2);
+        assert_eq!(title_width(true, "结算单 SETTLEMENT", 32), 1);
+        assert_eq!(title_width(false, "REFUND", 42), 1);
+    }
+
+    #[test]
+    fn ecr_copy_of_a_bilingual_value_is_english() {
+        // R-RECEIPT: a zh profile sends the ECR an English copy (CP437), never `??`.
+        let slip = Slip {
+            rows: vec![
+                Row::Field {
+                    zh: "输入方式",
+                    en: "ENTRY MODE",
+                    value: "插卡 CHIP".into(),
+                },
+                Row::Field {
+                    zh: "交易类型",
+                    en: "TRANS TYPE",
+                    value: "退货 REFUND".into(),
+                },
+            ],
+        };
+        let lines = slip.to_ecr_lines(32);
+        assert_eq!(lines[0], format!("ENTRY MODE:{}CHIP", " ".repeat(17)));
+        assert!(lines[1].ends_with(" REFUND") && !lines[1].contains('?'));
+    }
 }

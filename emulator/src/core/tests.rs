@@ -489,3 +489,89 @@ fn chip_swipe_is_refused_then_fallback_is_flagged() {
     assert_eq!(req.get_str(22), Some("802"), "fallback entry mode");
     assert_eq!(b.last_txn().entry_mode, EntryMode::FallbackSwipe);
 }
+
+#[test]
+fn keypad_void_takes_the_whole_amount_of_its_sale() {
+    // A keypad void asks for the trace and the card, never an amount: it voids the whole sale.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 2 ENTER 123456 ENTER 101 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    assert!(b.display().contains("CNY 200.00"), "{}", b.display());
+    let sent = b.requests.len();
+    b.keys("ENTER");
+    assert_eq!(b.requests.len(), sent + 1, "the void left");
+    let req = b.requests.last().unwrap().clone();
+    assert_eq!(req.mti.value(), 200);
+    assert_eq!(req.get_str(4), Some("000000020000"));
+    b.answer("00", None);
+    assert!(b.display().contains("撤销成功"), "{}", b.display());
+}
+
+#[test]
+fn a_declined_refund_never_takes_the_original_rrn_it_echoed() {
+    // The host's decline echoes field 37 — the original's RRN. Were it kept as the declined
+    // refund's RRN, retrying the refund by that RRN would find the refund, not the sale
+    // (R-NOTSALE), and the sale could never be refunded again.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 5000 ENTER ENTER");
+    let req = b.requests.last().unwrap().clone();
+    let reply = builder::response(
+        &b.cfg.dialect,
+        &req,
+        &ReplyInput {
+            code: "05".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        reply.get_str(37),
+        Some("000000000101"),
+        "the decline echoes 37"
+    );
+    let mut frame = Vec::new();
+    mac::sign(
+        &b.cfg.dialect,
+        &mut reply.clone(),
+        &b.working.mac,
+        &mut frame,
+    )
+    .unwrap();
+    let mut wire = Vec::new();
+    b.cfg
+        .dialect
+        .length_prefix
+        .encode(&frame, &mut wire)
+        .unwrap();
+    b.ev(Event::HostBytes(wire));
+    assert!(b.display().contains("交易失败 05"), "{}", b.display());
+    assert_eq!(b.last_txn().rrn, None);
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER");
+    assert!(b.display().contains("请输入金额"), "{}", b.display());
+}
+
+#[test]
+fn after_a0_a_manual_terminal_signs_on_again_by_itself() {
+    // DESIGN R-SIGNON: a host 39 = A0 → sign on again before the next transaction. Manual
+    // sign-on opens the day; it does not make the cashier re-key after A0.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 5000 ENTER ENTER");
+    b.answer("A0", None);
+    assert!(b.display().contains("交易失败 A0"), "{}", b.display());
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 5000 ENTER ENTER");
+    let sent: Vec<u16> = b.requests.iter().map(|m| m.mti.value()).collect();
+    assert_eq!(sent, [800, 220, 800], "the sign-on goes before the refund");
+    b.answer("00", None);
+    assert_eq!(b.requests.last().unwrap().mti.value(), 220);
+}

@@ -63,6 +63,11 @@ fn subst_matcher(
                 .map(|x| subst_matcher(x, vars))
                 .collect::<Result<_, _>>()?,
         ),
+        MatcherValue::AllOf(v) => MatcherValue::AllOf(
+            v.iter()
+                .map(|x| subst_matcher(x, vars))
+                .collect::<Result<_, _>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -216,10 +221,7 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
                 .or(h.expect.get("mti"))
                 .map(|m| format!("{m:?}"))
                 .unwrap_or_default();
-            let mti = mti
-                .trim_start_matches("Exact(\"")
-                .trim_end_matches("\")")
-                .to_string();
+            let mti = sub(mti.trim_start_matches("Exact(\"").trim_end_matches("\")"));
             let mut t = format!("host {mti}");
             if let Some(c) = h.reply.get("39") {
                 t.push_str(&format!(" → 39={c}"));
@@ -491,10 +493,11 @@ fn run_step<W: World>(
             };
             for (key, m) in h.expect.iter() {
                 let matcher = compile(m, &ctx.vars).map_err(|e| err(ctx, key, e))?;
-                let actual = if key == "mti" {
-                    request.mti.clone()
-                } else {
-                    request.field(key).map(str::to_string)
+                // `reply.57.3`: what the host answered (fees it computed), not what it got.
+                let actual = match key.strip_prefix("reply.") {
+                    Some(f) => echo(&format!("reply.{f}")),
+                    None if key == "mti" => request.mti.clone(),
+                    None => request.field(key).map(str::to_string),
                 };
                 if let Err(e) = matcher.check(actual.as_deref(), &echo) {
                     return Err(ctx.fail(
@@ -653,6 +656,8 @@ fn actual_of(what: &str, o: &super::Observed, host: &Host) -> Option<String> {
             "result" => e.result().map(|r| format!("{r:02X}")),
             "completed" => e.completed.then(|| "true".into()),
             "aborted" => e.aborted.map(|r| format!("{r:02X}")),
+            // The code of a negative acknowledgement (84 xx) to the command itself.
+            "refused" => e.refused.map(|r| format!("{r:02X}")),
             "text" => Some(e.text.clone()),
             "intermediate" => e.intermediate.map(|r| format!("{r:02X}")),
             "messages" => Some(e.messages.to_string()),

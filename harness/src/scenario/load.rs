@@ -405,8 +405,14 @@ fn check_step(c: &mut Checker<'_>, step: &Spanned<Step>) {
                     "a host step names the request it is about: `expect: {mti: \"0220\"}`",
                 );
             }
-            for (k, _) in h.select.0.iter().chain(h.expect.0.iter()) {
+            for (k, _) in h.select.0.iter() {
                 if !is_field_key(&k.value) {
+                    c.at(k, format!("bad field {:?}: `mti`, a field number 2..128, or a subfield such as 60.1", k.value));
+                }
+            }
+            for (k, _) in h.expect.0.iter() {
+                let field = k.value.strip_prefix("reply.").unwrap_or(&k.value);
+                if !is_field_key(field) {
                     c.at(k, format!("bad field {:?}: `mti`, a field number 2..128, or a subfield such as 60.1", k.value));
                 }
             }
@@ -459,6 +465,7 @@ fn check_expectations(c: &mut Checker<'_>, step: &Spanned<Step>, e: &Expectation
             "result",
             "completed",
             "aborted",
+            "refused",
             "text",
             "intermediate",
             "messages",
@@ -495,6 +502,14 @@ fn check_expectations(c: &mut Checker<'_>, step: &Spanned<Step>, e: &Expectation
     }
     check_matchers(c, &e.ecr);
     check_matchers(c, &e.host);
+    for (what, m) in [("display", &e.display), ("printer", &e.printer)] {
+        if let Some(m) = m
+            && !format!("{m:?}").contains("${")
+            && let Err(x) = crate::matcher::Matcher::compile(m)
+        {
+            c.at(step, format!("{what}: {x}"));
+        }
+    }
 }
 
 fn check_matchers(c: &mut Checker<'_>, m: &OrderedMap<MatcherValue>) {

@@ -22,6 +22,7 @@ pub type AmountValue = protocol::money::AmountSpec;
 /// 63: {regex: "^FEE"}
 /// display: {contains: 退货成功}
 /// count: {ge: 2}
+/// printer: {all_of: [{contains: 退货}, {regex: "RRN"}]}   # every one must hold
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum MatcherValue {
@@ -38,6 +39,7 @@ pub enum MatcherValue {
     },
     Not(Box<MatcherValue>),
     AnyOf(Vec<MatcherValue>),
+    AllOf(Vec<MatcherValue>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +66,7 @@ impl<'de> Deserialize<'de> for MatcherValue {
             Le(Scalar),
             Not(Box<MatcherValue>),
             AnyOf(Vec<MatcherValue>),
+            AllOf(Vec<MatcherValue>),
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -119,6 +122,7 @@ impl<'de> Deserialize<'de> for MatcherValue {
                 },
                 Op::Not(m) => MatcherValue::Not(m),
                 Op::AnyOf(v) => MatcherValue::AnyOf(v),
+                Op::AllOf(v) => MatcherValue::AllOf(v),
             },
         })
     }

@@ -345,7 +345,8 @@ pub struct HostStep {
     /// at least), checked in full against `expect`.
     #[serde(default, rename = "match")]
     pub select: OrderedMap<super::MatcherValue>,
-    /// Assertions on the request: `mti`, field numbers (`4`, `60.1`), matchers.
+    /// Assertions on the request: `mti`, field numbers (`4`, `60.1`), matchers; `reply.<field>`
+    /// asserts on the host's reply instead (`reply.57.3`: the fee it returned).
     #[serde(default)]
     pub expect: OrderedMap<super::MatcherValue>,
     /// Field values to set in the reply (`39: "05"` declines).
@@ -383,7 +384,8 @@ pub struct Expectations {
     #[serde(default)]
     pub printer: Option<super::MatcherValue>,
     /// What the ECR received: `result` (BMP 27 of the last 04 0F or the 06 1E code),
-    /// `completed`, `aborted`, BMP numbers of the last 04 0F (`"04"`, `"87"`), `text` (prints).
+    /// `completed`, `aborted`, `refused` (the xx of an `84 xx` to the command), BMP numbers of
+    /// the last 04 0F (`"04"`, `"87"`), `tlv.1F16` / `tlv.1F17`, `text` (prints).
     #[serde(default)]
     pub ecr: OrderedMap<super::MatcherValue>,
     /// What the host received: `count` of requests, or `last.<field>`.
