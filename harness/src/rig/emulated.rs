@@ -183,7 +183,7 @@ impl EmulatedWorld {
             Transport::tcp()
         };
         let today = start.to_local(profile.time_zone).date_naive();
-        let mut w = EmulatedWorld {
+        let w = EmulatedWorld {
             clock: VirtualClock::new(start),
             start,
             term: None,
@@ -203,7 +203,8 @@ impl EmulatedWorld {
             answering_enquiry: false,
             cut_at: None,
         };
-        w.power(true)?;
+        // Powered on by the runner once the host directives are installed, so a scenario can
+        // answer what the terminal sends at power-on (sign-on, recovery).
         Ok(w)
     }
 

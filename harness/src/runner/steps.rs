@@ -119,6 +119,13 @@ pub(super) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> 
             _ => directives.push(None),
         }
     }
+    // Power on only now: what the terminal sends at power-on (an automatic sign-on, the
+    // recovery of a pending reversal) meets the directives above.
+    ctx.step = 0;
+    ctx.line = 0;
+    if let Err(e) = w.power(true) {
+        return vec![ctx.fail("power-on", e, FailureKind::Error)];
+    }
     for (i, step) in s.steps.iter().enumerate() {
         ctx.step = i + 1;
         ctx.line = step.referenced.line();
