@@ -367,7 +367,7 @@ impl Terminal {
             FlowKind::Sale | FlowKind::Void | FlowKind::Refund | FlowKind::Settle
         );
         if needs_sign_on
-            && !self.signed_on()
+            && !self.signed_on_today()
             && self.sign_on_mode() == protocol::fixture::terminal::SignOnMode::Manual
         {
             self.activity = Activity::Flow(f);

@@ -285,6 +285,15 @@ impl Terminal {
             && keys_ok
     }
 
+    /// Signed on today with keys, even if the host has since asked for a new sign-on (A0/99).
+    /// A manual terminal refuses transactions (R-SIGNON) only when this is false; a sign-on
+    /// the host asked for is made automatically before the next transaction.
+    fn signed_on_today(&self) -> bool {
+        let s = &self.j.session;
+        let keys_ok = self.cfg.profile.mac == MacMode::None || s.mac_key.is_some();
+        s.signed_on.as_deref() == Some(self.today().to_string().as_str()) && keys_ok
+    }
+
     fn sign_on_mode(&self) -> SignOnMode {
         self.cfg.profile.sign_on
     }

@@ -190,6 +190,30 @@ impl Bench {
         self.ev(Event::HostBytes(wire));
     }
 
+    /// A decline as a host sends it: 37 echoed from the request.
+    fn answer_echoing_37(&mut self, code: &str) {
+        let req = self.requests.last().unwrap().clone();
+        let mut reply = builder::response(
+            &self.cfg.dialect,
+            &req,
+            &ReplyInput {
+                code: code.into(),
+                rrn: req.get_str(37).map(str::to_string),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut frame = Vec::new();
+        mac::sign(&self.cfg.dialect, &mut reply, &self.working.mac, &mut frame).unwrap();
+        let mut wire = Vec::new();
+        self.cfg
+            .dialect
+            .length_prefix
+            .encode(&frame, &mut wire)
+            .unwrap();
+        self.ev(Event::HostBytes(wire));
+    }
+
     fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         while let Some(dl) = self.t.poll_timeout() {
@@ -314,6 +338,47 @@ fn manual_sign_on_is_required() {
     b.keys("MENU 3 ENTER");
     assert!(b.display().contains("请先签到"), "{}", b.display());
     assert!(b.requests.is_empty());
+}
+
+#[test]
+fn a0_on_a_manual_terminal_signs_on_again_before_the_next_refund() {
+    // R-SIGNON: "A host 39 = A0 or 99 → sign on again before the next transaction", also on
+    // a manual sign-on profile: the terminal does it, the cashier is not refused.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    b.answer("A0", None);
+    assert!(b.display().contains("交易失败 A0"), "{}", b.display());
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    assert!(!b.display().contains("请先签到"), "{}", b.display());
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 800, "0800 first");
+    b.answer("00", None);
+    let advice = b.requests.last().unwrap().clone();
+    assert_eq!(advice.mti.value(), 220);
+    assert!(advice.has(64));
+}
+
+#[test]
+fn a_declined_refund_does_not_shadow_its_original() {
+    // Acceptance by RRN: the decline echoes 37 (the original's RRN); a retry must still find
+    // the sale, not the declined refund (which would be R-NOTSALE).
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    b.answer_echoing_37("05");
+    assert!(b.display().contains("交易失败 05"), "{}", b.display());
+    assert_eq!(b.last_txn().rrn, None);
+    let sent = b.requests.len();
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(b.requests.len(), sent + 1, "{}", b.display());
 }
 
 #[test]
