@@ -487,6 +487,9 @@ impl Slip {
                 Row::Title { en, .. } | Row::Note { en, .. } if !en.is_ascii() => {}
                 Row::Title { en, .. } | Row::Note { en, .. } => out.push(center(en, width)),
                 Row::Field { en, value, .. } => {
+                    // A zh value carries its English after the Chinese (`退货 REFUND`): the
+                    // ECR copy keeps the English words only.
+                    let value = &english_words(value);
                     let label = format!("{en}:");
                     if value.is_empty() {
                         out.push(label);
@@ -517,6 +520,17 @@ impl Slip {
     }
 }
 
+/// The whitespace-separated words of `s` that are plain ASCII, joined by one space.
+fn english_words(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_string();
+    }
+    s.split_whitespace()
+        .filter(|w| w.is_ascii())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn center(s: &str, width: usize) -> String {
     let n = s.chars().count();
     if n >= width {
@@ -528,4 +542,31 @@ fn center(s: &str, width: usize) -> String {
 /// Is `outcome` one a receipt is printed for.
 pub fn printable(o: &Outcome) -> bool {
     matches!(o, Outcome::Approved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ecr_copy_of_a_zh_receipt_is_english() {
+        // R-RECEIPT: a zh profile sends the ECR an English copy (CP437), not `?? REFUND`.
+        let slip = Slip {
+            rows: vec![
+                Row::Field {
+                    zh: "交易类型",
+                    en: "TRANS TYPE",
+                    value: "退货 REFUND".into(),
+                },
+                Row::Field {
+                    zh: "输入方式",
+                    en: "ENTRY MODE",
+                    value: "刷卡 SWIPE".into(),
+                },
+            ],
+        };
+        let lines = slip.to_ecr_lines(32);
+        assert_eq!(lines[0], format!("TRANS TYPE:{}REFUND", " ".repeat(15)));
+        assert!(lines[1].ends_with(" SWIPE") && !lines[1].contains('?'), "{lines:?}");
+    }
 }
