@@ -382,6 +382,50 @@ fn a_declined_refund_does_not_shadow_its_original() {
 }
 
 #[test]
+fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
+    // R-REV (ZVT): the ECR never answers the 04 FF, so the 04 0F queued behind it is dropped
+    // unsent; the ECR never acknowledged the result: the PT reverses (iso87), never 06 0F.
+    use protocol::zvt::command::{Command, Refund as ZRefund, Registration as ZReg};
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None); // the power-on sign-on
+    let pw = protocol::zvt::bmp::Bcd::from_digits("123456").unwrap();
+    let reg = Command::Registration(ZReg {
+        password: pw,
+        config: 0xBA,
+        currency: Some(978),
+        ..Default::default()
+    });
+    b.ev(Event::EcrBytes(reg.to_bytes().unwrap()));
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00])); // to the 06 0F
+    let mut r = ZRefund {
+        password: pw,
+        amount_minor: Some(1000),
+        currency: Some(978),
+        ..Default::default()
+    };
+    r.set_original_ref(&protocol::zvt::command::OriginalRef::RrnDate {
+        rrn: "000000000201".into(),
+        month: 11,
+        day: 26,
+    })
+    .unwrap();
+    b.ev(Event::EcrBytes(Command::Refund(r).to_bytes().unwrap()));
+    // No answer to the 04 FF "insert card"; the card and the host are quick.
+    b.card("insert", "visa_credit_01");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 200);
+    b.answer("00", None);
+    let before = b.ecr_out.len();
+    b.advance(Duration::from_secs(6));
+    let reversal = b.requests.last().unwrap().clone();
+    assert_eq!(reversal.mti.value(), 400, "auto-reversal");
+    let sent: Vec<u8> = b.ecr_out[before..].concat();
+    assert!(
+        !sent.windows(2).any(|w| w == [0x06, 0x0F]),
+        "no 06 0F after a lost result: {sent:02X?}"
+    );
+}
+
+#[test]
 fn cup_advice_unanswered_stays_queued_and_goes_first() {
     let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
     sign_on_cup(&mut b);
