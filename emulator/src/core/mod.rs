@@ -117,7 +117,12 @@ impl Terminal {
     pub fn power_on(cfg: TerminalConfig, journal: JournalState, now: Instant) -> Terminal {
         let transport = match cfg.ecr_link {
             EcrLink::Tcp => Transport::tcp(),
-            EcrLink::Serial => Transport::serial(Default::default()),
+            // Link traces (repeats, NAKs, duplicates) go out as `Output::Link`; a transcript
+            // shows them only when it asks for link events.
+            EcrLink::Serial => Transport::serial(protocol::zvt::link::LinkConfig {
+                trace: true,
+                ..Default::default()
+            }),
         };
         let framing = cfg.dialect.length_prefix;
         let mut t = Terminal {

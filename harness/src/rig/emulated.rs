@@ -178,7 +178,10 @@ impl EmulatedWorld {
         let mut store = MemoryStore::new();
         store.commit(&journal_ops).map_err(|e| e.to_string())?;
         let transport = if serial {
-            Transport::serial(Default::default())
+            Transport::serial(protocol::zvt::link::LinkConfig {
+                trace: ls.scenario.link_events,
+                ..Default::default()
+            })
         } else {
             Transport::tcp()
         };
@@ -385,7 +388,11 @@ impl EmulatedWorld {
                     self.cut_power("after-reversal-record");
                 }
             }
-            Output::Link(s) => self.rec.push(Channel::Link, s),
+            Output::Link(s) => {
+                if notable_link_event(&s) {
+                    self.rec.push(Channel::Link, format!("PT {s}"));
+                }
+            }
         }
     }
 
@@ -589,7 +596,12 @@ impl EmulatedWorld {
             EcrEvent::Noise { bytes } => self
                 .rec
                 .push(Channel::Link, format!("noise {} bytes", bytes.len())),
-            EcrEvent::Link(trace) => self.rec.push(Channel::Link, format!("ECR {trace:?}")),
+            EcrEvent::Link(trace) => {
+                let s = format!("{trace:?}");
+                if notable_link_event(&s) {
+                    self.rec.push(Channel::Link, format!("ECR {s}"));
+                }
+            }
             EcrEvent::TransportBroken(e) => {
                 self.rec
                     .push(Channel::Note, format!("ECR stream broken: {e}"));
@@ -656,6 +668,12 @@ impl EmulatedWorld {
             raw: std::mem::take(&mut self.rec.raw),
         }
     }
+}
+
+/// Link traces worth a transcript line: repeats, NAKs, duplicates, broken frames — not the
+/// ACK and first send of every frame.
+fn notable_link_event(s: &str) -> bool {
+    !(s == "AckSent" || s == "AckReceived" || s == "FrameSent { attempt: 1 }")
 }
 
 fn describe_enquiry(c: &Command) -> String {
