@@ -381,35 +381,72 @@ fn a_declined_refund_does_not_shadow_its_original() {
     assert_eq!(b.requests.len(), sent + 1, "{}", b.display());
 }
 
-#[test]
-fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
-    // R-REV (ZVT): the ECR never answers the 04 FF, so the 04 0F queued behind it is dropped
-    // unsent; the ECR never acknowledged the result: the PT reverses (iso87), never 06 0F.
-    use protocol::zvt::command::{Command, Refund as ZRefund, Registration as ZReg};
-    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
-    b.answer("00", None); // the power-on sign-on
-    let pw = protocol::zvt::bmp::Bcd::from_digits("123456").unwrap();
+/// ZVT Registration (config BA: the ECR prints, wants 04 FF), its 06 0F acknowledged.
+fn ecr_register(b: &mut Bench) {
+    use protocol::zvt::command::{Command, Registration as ZReg};
     let reg = Command::Registration(ZReg {
-        password: pw,
+        password: protocol::zvt::bmp::Bcd::from_digits("123456").unwrap(),
         config: 0xBA,
         currency: Some(978),
         ..Default::default()
     });
     b.ev(Event::EcrBytes(reg.to_bytes().unwrap()));
-    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00])); // to the 06 0F
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00]));
+}
+
+/// ZVT 06 31 for the EUR journal's sale, with an optional ECR reference (TLV 1F1F).
+fn ecr_refund(b: &mut Bench, minor: u64, reference: Option<&str>) {
+    use protocol::zvt::command::{Command, OriginalRef, Refund as ZRefund, tlv_tag};
     let mut r = ZRefund {
-        password: pw,
-        amount_minor: Some(1000),
+        password: protocol::zvt::bmp::Bcd::from_digits("123456").unwrap(),
+        amount_minor: Some(minor),
         currency: Some(978),
         ..Default::default()
     };
-    r.set_original_ref(&protocol::zvt::command::OriginalRef::RrnDate {
+    if let Some(reference) = reference {
+        let mut t = Vec::new();
+        protocol::tlv::write(
+            &mut t,
+            protocol::tlv::Tag(tlv_tag::TRANSACTION_ID),
+            reference.as_bytes(),
+        );
+        r.tlv = Some(t);
+    }
+    r.set_original_ref(&OriginalRef::RrnDate {
         rrn: "000000000201".into(),
         month: 11,
         day: 26,
     })
     .unwrap();
     b.ev(Event::EcrBytes(Command::Refund(r).to_bytes().unwrap()));
+}
+
+#[test]
+fn the_same_ecr_reference_is_answered_before_a_card_is_asked_for() {
+    // R-DUP: the first result again, no card read, nothing sent.
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    ecr_register(&mut b);
+    ecr_refund(&mut b, 1000, Some("REF-1"));
+    b.card("insert", "visa_credit_01");
+    b.answer("00", None);
+    assert!(b.display().contains("REFUND APPROVED"), "{}", b.display());
+    b.ev(Event::Card(CardEvent::Remove));
+    b.advance(Duration::from_secs(30));
+    let sent = b.requests.len();
+    ecr_refund(&mut b, 1000, Some("REF-1"));
+    assert!(b.display().contains("DUPLICATE"), "{}", b.display());
+    assert_eq!(b.requests.len(), sent);
+}
+
+#[test]
+fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
+    // R-REV (ZVT): the ECR never answers the 04 FF, so the 04 0F queued behind it is dropped
+    // unsent; the ECR never acknowledged the result: the PT reverses (iso87), never 06 0F.
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None); // the power-on sign-on
+    ecr_register(&mut b);
+    ecr_refund(&mut b, 1000, None);
     // No answer to the 04 FF "insert card"; the card and the host are quick.
     b.card("insert", "visa_credit_01");
     assert_eq!(b.requests.last().unwrap().mti.value(), 200);
