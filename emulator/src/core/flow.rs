@@ -786,6 +786,17 @@ impl Terminal {
                     self.finish_refused(r);
                     return;
                 }
+                // A void is for the sale's whole amount (a keypad void never asks for one).
+                let sale_amount = self
+                    .flow()
+                    .and_then(|f| f.original_id)
+                    .and_then(|id| self.j.txn(id))
+                    .map(|t| t.amount);
+                if let Some(f) = self.flow_mut()
+                    && f.amount.is_none()
+                {
+                    f.amount = sale_amount;
+                }
                 if f_needs_card(self) {
                     return;
                 }

@@ -463,6 +463,23 @@ fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
 }
 
 #[test]
+fn a_keypad_void_is_for_the_sales_amount() {
+    // A keypad void names the sale by its voucher no.; its 0200 carries the sale's amount
+    // (it used to stop in "processing" with no amount and send nothing).
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 2 ENTER 123456 ENTER 000102 ENTER");
+    b.card("insert", "unionpay_debit_01");
+    assert!(b.display().contains("100.00"), "{}", b.display());
+    let sent = b.requests.len();
+    b.keys("ENTER");
+    assert_eq!(b.requests.len(), sent + 1);
+    let req = b.requests.last().unwrap();
+    assert_eq!(req.mti.value(), 200);
+    assert_eq!(req.get_str(4), Some("000000010000"));
+}
+
+#[test]
 fn cup_advice_unanswered_stays_queued_and_goes_first() {
     let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
     sign_on_cup(&mut b);
