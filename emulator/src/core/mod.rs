@@ -270,6 +270,24 @@ impl Terminal {
         } else {
             self.faults.remove(&kind);
         }
+        // Paper gone (or the cover opened) with receipts not yet handed to the printer — the
+        // customer copy right after the merchant copy: they wait in the queue, in order.
+        if !self.printer_ready() && self.out.iter().any(|o| matches!(o, Output::Print(_))) {
+            let mut held = Vec::new();
+            self.out.retain(|o| match o {
+                Output::Print(b) => {
+                    held.push(b.clone());
+                    false
+                }
+                _ => true,
+            });
+            if self.print_queue.is_empty() {
+                self.beep(Tone::Alert);
+            }
+            for b in held.into_iter().rev() {
+                self.print_queue.push_front(b);
+            }
+        }
         // Paper back: the queued receipts come out, so a completed refund is never lost.
         if self.printer_ready() {
             while let Some(b) = self.print_queue.pop_front() {

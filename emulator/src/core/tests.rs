@@ -480,6 +480,62 @@ fn a_keypad_void_is_for_the_sales_amount() {
 }
 
 #[test]
+fn paper_running_out_between_the_copies_holds_the_customer_copy() {
+    // The paper ends after the merchant copy: the customer copy, not yet at the printer,
+    // waits for paper and comes out when it is back.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    let printed = b.printed.len();
+    // Answer, then take the outputs one by one as a rig does, cutting the paper after the
+    // first receipt.
+    let req = b.requests.last().unwrap().clone();
+    let mut reply = builder::response(
+        &b.cfg.dialect,
+        &req,
+        &ReplyInput {
+            code: "00".into(),
+            rrn: Some("100000000042".into()),
+            auth_code: Some("654321".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut frame = Vec::new();
+    mac::sign(&b.cfg.dialect, &mut reply, &b.working.mac, &mut frame).unwrap();
+    let mut wire = Vec::new();
+    b.cfg.dialect.length_prefix.encode(&frame, &mut wire).unwrap();
+    b.t.handle(Event::HostBytes(wire), b.now);
+    let mut receipts = 0;
+    while let Some(o) = b.t.poll_output() {
+        if let Output::Print(p) = o {
+            b.printed.push(p);
+            receipts += 1;
+            if receipts == 1 {
+                b.t.handle(
+                    Event::Fault {
+                        kind: FaultKind::PaperOut,
+                        on: true,
+                    },
+                    b.now,
+                );
+            }
+        }
+    }
+    assert_eq!(b.printed.len(), printed + 1, "the merchant copy only");
+    assert!(b.display().contains("打印机缺纸"), "{}", b.display());
+    b.ev(Event::Fault {
+        kind: FaultKind::PaperOut,
+        on: false,
+    });
+    assert_eq!(b.printed.len(), printed + 2);
+    let customer = protocol::escpos::Parser::parse(b.printed.last().unwrap());
+    assert!(customer.contains("持卡人存根"), "{}", customer.text());
+}
+
+#[test]
 fn cup_advice_unanswered_stays_queued_and_goes_first() {
     let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
     sign_on_cup(&mut b);

@@ -50,6 +50,8 @@ pub struct EmulatedWorld {
     answering_enquiry: bool,
     /// A power cut armed at a failpoint.
     cut_at: Option<crate::scenario::model::Failpoint>,
+    /// Receipts left on the paper roll, when a scenario made it finite.
+    paper_left: Option<u32>,
 }
 
 /// The clock a scenario starts at: its `clock:`, or 2026-11-26 10:00 in the terminal's zone.
@@ -205,6 +207,7 @@ impl EmulatedWorld {
             host_seen: 0,
             answering_enquiry: false,
             cut_at: None,
+            paper_left: None,
         };
         // Powered on by the runner once the host directives are installed, so a scenario can
         // answer what the terminal sends at power-on (sign-on, recovery).
@@ -333,6 +336,15 @@ impl EmulatedWorld {
                     let title = format!("receipt #{}", self.obs.receipts);
                     self.rec
                         .item(Channel::Printer, Item::Receipt { title, text });
+                    if let Some(left) = self.paper_left.as_mut() {
+                        *left = left.saturating_sub(1);
+                        if *left == 0 {
+                            self.paper_left = None;
+                            self.rec.push(Channel::Note, "the paper ran out".into());
+                            let kind = protocol::riglink::FaultKind::PaperOut;
+                            self.deliver(Event::Fault { kind, on: true });
+                        }
+                    }
                 }
             }
             Output::Leds(l) => {
@@ -729,6 +741,17 @@ impl World for EmulatedWorld {
                     self.deliver(Event::HostClosed);
                 }
             }
+        }
+        self.pump();
+        Ok(())
+    }
+
+    fn paper_out_after(&mut self, receipts: u32) -> Result<(), String> {
+        if receipts == 0 {
+            let kind = protocol::riglink::FaultKind::PaperOut;
+            self.deliver(Event::Fault { kind, on: true });
+        } else {
+            self.paper_left = Some(receipts);
         }
         self.pump();
         Ok(())

@@ -168,6 +168,9 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
                     parts.push(format!("{name} {}", if on { "on" } else { "off" }));
                 }
             }
+            if let Some(n) = f.paper_out_after {
+                parts.push(format!("paper out after {n} receipt(s)"));
+            }
             format!("fault {}", parts.join(", "))
         }
         Step::Power(p) => format!(
@@ -341,6 +344,9 @@ fn run_step<W: World>(
                 if let Some(on) = v {
                     w.fault(kind, on).map_err(|e| err(ctx, "fault", e))?;
                 }
+            }
+            if let Some(n) = f.paper_out_after {
+                w.paper_out_after(n).map_err(|e| err(ctx, "fault", e))?;
             }
             w.settle();
         }
