@@ -572,12 +572,16 @@ impl Terminal {
         {
             // SPEC-C 2.2.6–2.2.9: the PT reverses; the ECR is told the transaction failed.
             let reversed = self.auto_reverse(id);
-            let _ = reversed;
+            let reversed_text = self.t("交易已冲正", "REVERSED");
             self.ecr.final_msg = Some(Command::Abort(Abort::new(0x6C)));
             if self.pt.is_master() {
                 let _ = self.pt.send(&Command::Abort(Abort::new(0x6C)), self.now);
             }
             if let Activity::Result { lines } = &mut self.activity {
+                // The cashier must not read "approved" for a refund the terminal undid.
+                if reversed && let Some(first) = lines.first_mut() {
+                    *first = reversed_text;
+                }
                 lines.push(match self.cfg.profile.language {
                     protocol::fixture::terminal::Language::Zh => "收银机未确认".into(),
                     protocol::fixture::terminal::Language::En => "ECR NOT INFORMED".into(),

@@ -455,6 +455,7 @@ fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
     b.advance(Duration::from_secs(6));
     let reversal = b.requests.last().unwrap().clone();
     assert_eq!(reversal.mti.value(), 400, "auto-reversal");
+    assert!(b.display().contains("REVERSED"), "{}", b.display());
     let sent: Vec<u8> = b.ecr_out[before..].concat();
     assert!(
         !sent.windows(2).any(|w| w == [0x06, 0x0F]),
