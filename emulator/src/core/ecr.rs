@@ -39,6 +39,8 @@ pub(super) struct EcrState {
     echo_currency: Option<u16>,
     /// The ECR's printer said "not ready" (84 CC): receipts go to the terminal's printer.
     printer_failed: bool,
+    /// An approved result that found no ECR connection to go to.
+    undelivered: Option<u64>,
     pub deadline: Option<Instant>,
 }
 
@@ -489,8 +491,24 @@ impl Terminal {
     }
 
     /// An approved transaction: its 04 0F (receipts follow from the caller, then the end).
+    /// With the ECR connection gone the result cannot be delivered; see
+    /// [`Terminal::ecr_result_undelivered`].
     pub(super) fn ecr_approved(&mut self, t: &TxnRecord) {
+        if !self.pt.is_master() {
+            self.ecr.undelivered = Some(t.id);
+            return;
+        }
         self.ecr_status(t, Outcome::Approved);
+    }
+
+    /// Once the result screen is up: a result that could not be delivered (the connection
+    /// dropped during the transaction) is one the ECR never acknowledged (R-REV) — iso87
+    /// reverses, a CUP refund stands flagged "ECR not informed" for Repeat Receipt.
+    pub(super) fn ecr_result_undelivered(&mut self) {
+        if let Some(id) = self.ecr.undelivered.take() {
+            self.ecr.status_for = Some(id);
+            self.ecr_answer_failed(CommandKind::StatusInformation, 0);
+        }
     }
 
     /// A refused or declined one: 04 0F with the code (for transactions), then 06 1E.

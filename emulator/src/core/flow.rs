@@ -990,6 +990,9 @@ impl Terminal {
             self.ecr_finish(None);
         }
         self.activity = Activity::Result { lines };
+        if source == Source::Ecr {
+            self.ecr_result_undelivered();
+        }
     }
 
     /// R-DUP by ECR reference: show and reprint the first result, answer the ECR with it.

@@ -440,6 +440,23 @@ fn the_same_ecr_reference_is_answered_before_a_card_is_asked_for() {
 }
 
 #[test]
+fn a_result_with_no_ecr_connection_to_go_to_is_never_acknowledged() {
+    // R-REV (ZVT): the ECR's connection dropped while the refund was at the host; its 04 0F
+    // cannot be delivered, so iso87 reverses the approved refund.
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    ecr_register(&mut b);
+    ecr_refund(&mut b, 1000, None);
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00])); // to the 04 FF
+    b.card("insert", "visa_credit_01");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 200);
+    b.ev(Event::EcrDisconnected);
+    b.answer("00", None);
+    assert_eq!(b.requests.last().unwrap().mti.value(), 400, "auto-reversal");
+    assert!(b.display().contains("ECR NOT INFORMED"), "{}", b.display());
+}
+
+#[test]
 fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
     // R-REV (ZVT): the ECR never answers the 04 FF, so the 04 0F queued behind it is dropped
     // unsent; the ECR never acknowledged the result: the PT reverses (iso87), never 06 0F.
