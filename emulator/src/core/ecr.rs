@@ -586,8 +586,7 @@ impl Terminal {
         // The 04 0F failed, or an earlier message (04 FF) failed and the queued 04 0F went
         // with it unsent: either way the ECR never acknowledged the result (R-REV).
         let status_lost = kind == CommandKind::StatusInformation || dropped > 0;
-        if status_lost && let Some(id) = self.ecr.status_for.take()
-        {
+        if status_lost && let Some(id) = self.ecr.status_for.take() {
             // SPEC-C 2.2.6–2.2.9: the PT reverses; the ECR is told the transaction failed.
             let reversed = self.auto_reverse(id);
             let reversed_text = self.t("交易已冲正", "REVERSED");

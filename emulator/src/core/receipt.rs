@@ -567,6 +567,9 @@ mod tests {
         };
         let lines = slip.to_ecr_lines(32);
         assert_eq!(lines[0], format!("TRANS TYPE:{}REFUND", " ".repeat(15)));
-        assert!(lines[1].ends_with(" SWIPE") && !lines[1].contains('?'), "{lines:?}");
+        assert!(
+            lines[1].ends_with(" SWIPE") && !lines[1].contains('?'),
+            "{lines:?}"
+        );
     }
 }

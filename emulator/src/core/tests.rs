@@ -524,7 +524,11 @@ fn paper_running_out_between_the_copies_holds_the_customer_copy() {
     let mut frame = Vec::new();
     mac::sign(&b.cfg.dialect, &mut reply, &b.working.mac, &mut frame).unwrap();
     let mut wire = Vec::new();
-    b.cfg.dialect.length_prefix.encode(&frame, &mut wire).unwrap();
+    b.cfg
+        .dialect
+        .length_prefix
+        .encode(&frame, &mut wire)
+        .unwrap();
     b.t.handle(Event::HostBytes(wire), b.now);
     let mut receipts = 0;
     while let Some(o) = b.t.poll_output() {
