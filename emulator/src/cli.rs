@@ -173,6 +173,9 @@ pub fn run(args: EmulateArgs) -> Result<(), CliError> {
         .build()
         .map_err(CliError::Runtime)?;
     rt.block_on(async move {
+        // The handlers exist before the listeners are announced, so a Ctrl-C right after
+        // `listening …` stops cleanly instead of killing the process.
+        let stop = ShutdownSignal::register();
         let emu = Emulator::bind(cfg).await?;
         if let Some(a) = emu.ecr_addr() {
             eprintln!("listening ecr {a}");
@@ -180,31 +183,65 @@ pub fn run(args: EmulateArgs) -> Result<(), CliError> {
         if let Some(a) = emu.signals_addr() {
             eprintln!("listening signals {a}");
         }
-        emu.run_until(shutdown_signal()).await?;
+        emu.run_until(stop.wait()).await?;
         Ok(())
     })
 }
 
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, registered when made (tokio installs a handler when the stream is
+/// created, not when it is first polled).
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn register() -> ShutdownSignal {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            ShutdownSignal {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        {
+            ShutdownSignal {}
+        }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (mut i, mut t) = (self.interrupt, self.terminate);
+            let int = async {
+                match i.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let term = async {
+                match t.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = int => {}
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stop requested");
     }
-    tracing::info!("stop requested");
 }

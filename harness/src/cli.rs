@@ -549,3 +549,108 @@ pub fn ports() -> u8 {
         }
     }
 }
+
+/// The suite's table: every scenario with what it proves, its rules and its capabilities, by
+/// family, in markdown (the table in `scenarios/README.md` is exactly this output).
+pub fn list_markdown(paths: &[PathBuf]) -> Result<String, String> {
+    let files = suite::discover(paths)?;
+    let (ok, bad) = suite::load_all(&files);
+    if let Some(e) = bad.first() {
+        return Err(e.to_string());
+    }
+    let mut families: std::collections::BTreeMap<
+        String,
+        Vec<&crate::scenario::load::LoadedScenario>,
+    > = Default::default();
+    for s in &ok {
+        let id = &s.scenario.id.value;
+        let family = id.split('/').nth(1).unwrap_or("other").to_string();
+        families.entry(family).or_default().push(s);
+    }
+    // The families in the order a reader meets them.
+    let order = [
+        "basics",
+        "review",
+        "host",
+        "fees",
+        "duplicates",
+        "faults",
+        "sign-on",
+        "receipts",
+    ];
+    let mut names: Vec<&String> = families.keys().collect();
+    names.sort_by_key(|n| order.iter().position(|o| o == n).unwrap_or(order.len()));
+    let mut out = String::new();
+    for fam in names {
+        let list = &families[fam];
+        out.push_str(&format!("### {fam} ({})\n\n| id | what passing it proves | rules | capabilities |\n|---|---|---|---|\n", list.len()));
+        let mut list = list.clone();
+        list.sort_by(|a, b| a.scenario.id.value.cmp(&b.scenario.id.value));
+        for s in list {
+            let sc = &s.scenario;
+            let abs = std::fs::canonicalize(&s.path).unwrap_or_else(|_| s.path.clone());
+            let rel = abs
+                .strip_prefix(s.root.join("scenarios"))
+                .unwrap_or(&abs)
+                .display()
+                .to_string();
+            let matrix = if sc.matrix.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " *(matrix: {})*",
+                    sc.matrix
+                        .iter()
+                        .map(|(k, _)| k)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let rules: Vec<&str> = sc.covers.iter().map(|c| c.value.as_str()).collect();
+            let caps: Vec<&str> = sc.requires.iter().map(|c| c.value.as_str()).collect();
+            out.push_str(&format!(
+                "| [`{}`]({}) | {}{} | {} | {} |\n",
+                sc.id.value,
+                rel,
+                sc.proves.replace('|', "\\|"),
+                matrix,
+                rules.join(", "),
+                caps.join(", ")
+            ));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+pub fn list(paths: &[PathBuf], markdown: bool) -> u8 {
+    if markdown {
+        return match list_markdown(paths) {
+            Ok(s) => {
+                print!("{s}");
+                0
+            }
+            Err(e) => {
+                eprintln!("posrig list: {e}");
+                2
+            }
+        };
+    }
+    let files = match suite::discover(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("posrig list: {e}");
+            return 2;
+        }
+    };
+    let (ok, bad) = suite::load_all(&files);
+    for s in &ok {
+        let sc = &s.scenario;
+        let rules: Vec<&str> = sc.covers.iter().map(|c| c.value.as_str()).collect();
+        println!("{}\t{}\t{}", sc.id.value, rules.join(","), sc.proves);
+    }
+    for e in &bad {
+        print_load_error(e);
+    }
+    if bad.is_empty() { 0 } else { 2 }
+}

@@ -39,6 +39,13 @@ enum Command {
         #[command(subcommand)]
         what: cli::DecodeWhat,
     },
+    /// List the scenarios: id, rules and what each proves (`--markdown`: the README table).
+    List {
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        markdown: bool,
+    },
     /// List the serial ports of this host.
     Ports,
     /// Generate N refund scenarios, run them on the emulated rig, print scenarios/s and memory.
@@ -65,6 +72,7 @@ fn main() -> ExitCode {
         Command::Acquirer(a) => cli::acquirer(a),
         Command::Decode { what } => cli::decode(what),
         Command::Ports => cli::ports(),
+        Command::List { paths, markdown } => cli::list(&paths, markdown),
         Command::Bench { n, jobs, fixtures } => match posrig::bench::run(&fixtures, n, jobs) {
             Ok(f) => {
                 println!(

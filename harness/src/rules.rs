@@ -68,6 +68,10 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
         "power-failpoints",
         "cut power at a failpoint inside a transaction (in-process rig)",
     ),
+    (
+        "paper-roll",
+        "run the paper out after N more receipts (in-process rig)",
+    ),
 ];
 
 pub fn is_capability(c: &str) -> bool {
@@ -136,8 +140,11 @@ pub fn implied_capabilities(
                 c.insert("reader");
             }
             Step::Fault(f) => {
-                if f.paper_out.is_some() || f.cover_open.is_some() {
+                if f.paper_out.is_some() || f.cover_open.is_some() || f.paper_out_after.is_some() {
                     c.insert("printer-faults");
+                }
+                if f.paper_out_after.is_some_and(|n| n > 0) {
+                    c.insert("paper-roll");
                 }
                 if f.chip_mute.is_some() || f.bad_swipe.is_some() {
                     c.insert("reader-faults");

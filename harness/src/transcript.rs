@@ -182,6 +182,8 @@ impl Normaliser {
 
     /// An MMDD date: the most recent such date not after today, like the terminal reads it;
     /// a date in the future of today is taken as this year (a wrong date stays visible).
+    /// Today is the scenario's first day; a date up to two days after it is taken as that
+    /// date, so a run whose virtual clock crosses midnight renders `[D+1]`, not `[D-364]`.
     pub fn mmdd(&self, s: &str) -> String {
         let (Some(today), true) = (
             self.today,
@@ -190,7 +192,12 @@ impl Normaliser {
             return s.to_string();
         };
         let (m, d) = (s[..2].parse().unwrap_or(0), s[2..].parse().unwrap_or(0));
-        match protocol::time::resolve_mmdd(m, d, today)
+        let soon = [today.year(), today.year() + 1]
+            .into_iter()
+            .filter_map(|y| NaiveDate::from_ymd_opt(y, m, d))
+            .find(|x| (1..=2).contains(&(*x - today).num_days()));
+        match soon
+            .or_else(|| protocol::time::resolve_mmdd(m, d, today))
             .or_else(|| NaiveDate::from_ymd_opt(today.year(), m, d))
         {
             Some(date) => self.date(date),
@@ -477,6 +484,9 @@ mod tests {
         assert_eq!(n.mmdd("0105"), "[D0]");
         assert_eq!(n.mmdd("1226"), "[D-10]");
         assert_eq!(n.yymmdd("270104"), "[D-1]");
+        // Past midnight on a virtual clock: the next day, not last year.
+        assert_eq!(n.mmdd("0106"), "[D+1]");
+        assert_eq!(n.mmdd("0108"), "[D-362]");
     }
 
     #[test]

@@ -94,3 +94,22 @@ fn every_scenario_passes_on_the_emulated_rig_with_its_snapshot() {
         failures.join("\n")
     );
 }
+
+#[test]
+fn the_readme_lists_every_scenario_as_it_is() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let a = readme
+        .find("<!-- BEGIN scenario table")
+        .expect("the README has the table markers");
+    let a = a + readme[a..].find('\n').unwrap() + 1;
+    let b = readme.find("<!-- END scenario table -->").unwrap();
+    let table = readme[a..b].trim();
+    let generated = posrig::cli::list_markdown(&[suite_dir()]).unwrap();
+    assert_eq!(
+        table,
+        generated.trim(),
+        "scenarios/README.md is stale: paste `posrig list --markdown scenarios` between the markers"
+    );
+}

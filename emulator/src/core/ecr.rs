@@ -39,6 +39,8 @@ pub(super) struct EcrState {
     echo_currency: Option<u16>,
     /// The ECR's printer said "not ready" (84 CC): receipts go to the terminal's printer.
     printer_failed: bool,
+    /// An approved result that found no ECR connection to go to.
+    undelivered: Option<u64>,
     pub deadline: Option<Instant>,
 }
 
@@ -489,8 +491,24 @@ impl Terminal {
     }
 
     /// An approved transaction: its 04 0F (receipts follow from the caller, then the end).
+    /// With the ECR connection gone the result cannot be delivered; see
+    /// [`Terminal::ecr_result_undelivered`].
     pub(super) fn ecr_approved(&mut self, t: &TxnRecord) {
+        if !self.pt.is_master() {
+            self.ecr.undelivered = Some(t.id);
+            return;
+        }
         self.ecr_status(t, Outcome::Approved);
+    }
+
+    /// Once the result screen is up: a result that could not be delivered (the connection
+    /// dropped during the transaction) is one the ECR never acknowledged (R-REV) — iso87
+    /// reverses, a CUP refund stands flagged "ECR not informed" for Repeat Receipt.
+    pub(super) fn ecr_result_undelivered(&mut self) {
+        if let Some(id) = self.ecr.undelivered.take() {
+            self.ecr.status_for = Some(id);
+            self.ecr_answer_failed(CommandKind::StatusInformation, 0);
+        }
     }
 
     /// A refused or declined one: 04 0F with the code (for transactions), then 06 1E.
@@ -565,17 +583,22 @@ impl Terminal {
 
     /// The ECR refused or never acknowledged one of our messages.
     fn ecr_answer_failed(&mut self, kind: CommandKind, dropped: usize) {
-        if kind == CommandKind::StatusInformation
-            && let Some(id) = self.ecr.status_for.take()
-        {
+        // The 04 0F failed, or an earlier message (04 FF) failed and the queued 04 0F went
+        // with it unsent: either way the ECR never acknowledged the result (R-REV).
+        let status_lost = kind == CommandKind::StatusInformation || dropped > 0;
+        if status_lost && let Some(id) = self.ecr.status_for.take() {
             // SPEC-C 2.2.6–2.2.9: the PT reverses; the ECR is told the transaction failed.
             let reversed = self.auto_reverse(id);
-            let _ = reversed;
+            let reversed_text = self.t("交易已冲正", "REVERSED");
             self.ecr.final_msg = Some(Command::Abort(Abort::new(0x6C)));
             if self.pt.is_master() {
                 let _ = self.pt.send(&Command::Abort(Abort::new(0x6C)), self.now);
             }
             if let Activity::Result { lines } = &mut self.activity {
+                // The cashier must not read "approved" for a refund the terminal undid.
+                if reversed && let Some(first) = lines.first_mut() {
+                    *first = reversed_text;
+                }
                 lines.push(match self.cfg.profile.language {
                     protocol::fixture::terminal::Language::Zh => "收银机未确认".into(),
                     protocol::fixture::terminal::Language::En => "ECR NOT INFORMED".into(),

@@ -720,6 +720,12 @@ impl Terminal {
                     f.step = Step::Supervisor;
                     return;
                 }
+                // R-DUP: the same ECR reference again is answered with the first result before
+                // anything else — no card to read, nothing to review, nothing sent.
+                if f.card.is_none() && self.same_reference_replayed() {
+                    return;
+                }
+                let Some(f) = self.flow_mut() else { return };
                 if f.card.is_none() {
                     f.step = Step::Card;
                     self.ecr_card_prompt();
@@ -866,6 +872,21 @@ impl Terminal {
         Ok(())
     }
 
+    /// R-DUP by ECR reference: replays the first result. True when the flow ended here.
+    fn same_reference_replayed(&mut self) -> bool {
+        let window = self.cfg.profile.duplicate_window();
+        let Some(reference) = self.flow().and_then(|f| f.ecr_reference.clone()) else {
+            return false;
+        };
+        match review::same_reference(&self.j, &reference, self.now, window).cloned() {
+            Some(first) => {
+                self.replay_result(first);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// R-DUP before anything is sent. Returns true when the flow stopped here.
     fn duplicate_check(&mut self) -> bool {
         let window = self.cfg.profile.duplicate_window();
@@ -972,6 +993,9 @@ impl Terminal {
             self.ecr_finish(None);
         }
         self.activity = Activity::Result { lines };
+        if source == Source::Ecr {
+            self.ecr_result_undelivered();
+        }
     }
 
     /// R-DUP by ECR reference: show and reprint the first result, answer the ECR with it.

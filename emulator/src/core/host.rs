@@ -724,7 +724,12 @@ impl Terminal {
             return;
         };
         let fee = FeeInfo::from_message(&self.cfg.dialect, &reply).and_then(Result::ok);
-        let rrn = reply.field_str(37).map(|s| s.to_string());
+        // A decline echoes the request's 37, which on a refund or void is the original's RRN:
+        // kept as this record's RRN it would shadow the original when the refund is retried.
+        let rrn = reply
+            .field_str(37)
+            .map(|s| s.to_string())
+            .filter(|r| code == "00" || inflight.request.get_str(37) != Some(r.as_str()));
         let auth = reply
             .field_str(38)
             .map(|s| s.trim().to_string())

@@ -117,7 +117,12 @@ impl Terminal {
     pub fn power_on(cfg: TerminalConfig, journal: JournalState, now: Instant) -> Terminal {
         let transport = match cfg.ecr_link {
             EcrLink::Tcp => Transport::tcp(),
-            EcrLink::Serial => Transport::serial(Default::default()),
+            // Link traces (repeats, NAKs, duplicates) go out as `Output::Link`; a transcript
+            // shows them only when it asks for link events.
+            EcrLink::Serial => Transport::serial(protocol::zvt::link::LinkConfig {
+                trace: true,
+                ..Default::default()
+            }),
         };
         let framing = cfg.dialect.length_prefix;
         let mut t = Terminal {
@@ -265,6 +270,24 @@ impl Terminal {
         } else {
             self.faults.remove(&kind);
         }
+        // Paper gone (or the cover opened) with receipts not yet handed to the printer — the
+        // customer copy right after the merchant copy: they wait in the queue, in order.
+        if !self.printer_ready() && self.out.iter().any(|o| matches!(o, Output::Print(_))) {
+            let mut held = Vec::new();
+            self.out.retain(|o| match o {
+                Output::Print(b) => {
+                    held.push(b.clone());
+                    false
+                }
+                _ => true,
+            });
+            if self.print_queue.is_empty() {
+                self.beep(Tone::Alert);
+            }
+            for b in held.into_iter().rev() {
+                self.print_queue.push_front(b);
+            }
+        }
         // Paper back: the queued receipts come out, so a completed refund is never lost.
         if self.printer_ready() {
             while let Some(b) = self.print_queue.pop_front() {
@@ -281,7 +304,9 @@ impl Terminal {
         self.signed_on_today() && !self.j.session.resign_required
     }
 
-    /// Signed on today, even if the host has since asked for a new sign-on (A0 / 99).
+    /// Signed on today with keys, even if the host has since asked for a new sign-on (A0/99).
+    /// A manual terminal refuses transactions (R-SIGNON) only when this is false; a sign-on
+    /// the host asked for is made automatically before the next transaction.
     fn signed_on_today(&self) -> bool {
         let s = &self.j.session;
         let keys_ok = self.cfg.profile.mac == MacMode::None || s.mac_key.is_some();

@@ -190,6 +190,30 @@ impl Bench {
         self.ev(Event::HostBytes(wire));
     }
 
+    /// A decline as a host sends it: 37 echoed from the request.
+    fn answer_echoing_37(&mut self, code: &str) {
+        let req = self.requests.last().unwrap().clone();
+        let mut reply = builder::response(
+            &self.cfg.dialect,
+            &req,
+            &ReplyInput {
+                code: code.into(),
+                rrn: req.get_str(37).map(str::to_string),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut frame = Vec::new();
+        mac::sign(&self.cfg.dialect, &mut reply, &self.working.mac, &mut frame).unwrap();
+        let mut wire = Vec::new();
+        self.cfg
+            .dialect
+            .length_prefix
+            .encode(&frame, &mut wire)
+            .unwrap();
+        self.ev(Event::HostBytes(wire));
+    }
+
     fn advance(&mut self, d: Duration) {
         let until = self.now + d;
         while let Some(dl) = self.t.poll_timeout() {
@@ -314,6 +338,223 @@ fn manual_sign_on_is_required() {
     b.keys("MENU 3 ENTER");
     assert!(b.display().contains("请先签到"), "{}", b.display());
     assert!(b.requests.is_empty());
+}
+
+#[test]
+fn a0_on_a_manual_terminal_signs_on_again_before_the_next_refund() {
+    // R-SIGNON: "A host 39 = A0 or 99 → sign on again before the next transaction", also on
+    // a manual sign-on profile: the terminal does it, the cashier is not refused.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    b.answer("A0", None);
+    assert!(b.display().contains("交易失败 A0"), "{}", b.display());
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    assert!(!b.display().contains("请先签到"), "{}", b.display());
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 800, "0800 first");
+    b.answer("00", None);
+    let advice = b.requests.last().unwrap().clone();
+    assert_eq!(advice.mti.value(), 220);
+    assert!(advice.has(64));
+}
+
+#[test]
+fn a_declined_refund_does_not_shadow_its_original() {
+    // Acceptance by RRN: the decline echoes 37 (the original's RRN); a retry must still find
+    // the sale, not the declined refund (which would be R-NOTSALE).
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    b.answer_echoing_37("05");
+    assert!(b.display().contains("交易失败 05"), "{}", b.display());
+    assert_eq!(b.last_txn().rrn, None);
+    let sent = b.requests.len();
+    b.keys("ENTER MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(b.requests.len(), sent + 1, "{}", b.display());
+}
+
+/// ZVT Registration (config BA: the ECR prints, wants 04 FF), its 06 0F acknowledged.
+fn ecr_register(b: &mut Bench) {
+    use protocol::zvt::command::{Command, Registration as ZReg};
+    let reg = Command::Registration(ZReg {
+        password: protocol::zvt::bmp::Bcd::from_digits("123456").unwrap(),
+        config: 0xBA,
+        currency: Some(978),
+        ..Default::default()
+    });
+    b.ev(Event::EcrBytes(reg.to_bytes().unwrap()));
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00]));
+}
+
+/// ZVT 06 31 for the EUR journal's sale, with an optional ECR reference (TLV 1F1F).
+fn ecr_refund(b: &mut Bench, minor: u64, reference: Option<&str>) {
+    use protocol::zvt::command::{Command, OriginalRef, Refund as ZRefund, tlv_tag};
+    let mut r = ZRefund {
+        password: protocol::zvt::bmp::Bcd::from_digits("123456").unwrap(),
+        amount_minor: Some(minor),
+        currency: Some(978),
+        ..Default::default()
+    };
+    if let Some(reference) = reference {
+        let mut t = Vec::new();
+        protocol::tlv::write(
+            &mut t,
+            protocol::tlv::Tag(tlv_tag::TRANSACTION_ID),
+            reference.as_bytes(),
+        );
+        r.tlv = Some(t);
+    }
+    r.set_original_ref(&OriginalRef::RrnDate {
+        rrn: "000000000201".into(),
+        month: 11,
+        day: 26,
+    })
+    .unwrap();
+    b.ev(Event::EcrBytes(Command::Refund(r).to_bytes().unwrap()));
+}
+
+#[test]
+fn the_same_ecr_reference_is_answered_before_a_card_is_asked_for() {
+    // R-DUP: the first result again, no card read, nothing sent.
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    ecr_register(&mut b);
+    ecr_refund(&mut b, 1000, Some("REF-1"));
+    b.card("insert", "visa_credit_01");
+    b.answer("00", None);
+    assert!(b.display().contains("REFUND APPROVED"), "{}", b.display());
+    b.ev(Event::Card(CardEvent::Remove));
+    b.advance(Duration::from_secs(30));
+    let sent = b.requests.len();
+    ecr_refund(&mut b, 1000, Some("REF-1"));
+    assert!(b.display().contains("DUPLICATE"), "{}", b.display());
+    assert_eq!(b.requests.len(), sent);
+}
+
+#[test]
+fn a_result_with_no_ecr_connection_to_go_to_is_never_acknowledged() {
+    // R-REV (ZVT): the ECR's connection dropped while the refund was at the host; its 04 0F
+    // cannot be delivered, so iso87 reverses the approved refund.
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    ecr_register(&mut b);
+    ecr_refund(&mut b, 1000, None);
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00])); // to the 04 FF
+    b.card("insert", "visa_credit_01");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 200);
+    b.ev(Event::EcrDisconnected);
+    b.answer("00", None);
+    assert_eq!(b.requests.last().unwrap().mti.value(), 400, "auto-reversal");
+    assert!(b.display().contains("ECR NOT INFORMED"), "{}", b.display());
+}
+
+#[test]
+fn a_result_dropped_behind_an_unanswered_04ff_is_auto_reversed() {
+    // R-REV (ZVT): the ECR never answers the 04 FF, so the 04 0F queued behind it is dropped
+    // unsent; the ECR never acknowledged the result: the PT reverses (iso87), never 06 0F.
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None); // the power-on sign-on
+    ecr_register(&mut b);
+    ecr_refund(&mut b, 1000, None);
+    // No answer to the 04 FF "insert card"; the card and the host are quick.
+    b.card("insert", "visa_credit_01");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 200);
+    b.answer("00", None);
+    let before = b.ecr_out.len();
+    b.advance(Duration::from_secs(6));
+    let reversal = b.requests.last().unwrap().clone();
+    assert_eq!(reversal.mti.value(), 400, "auto-reversal");
+    assert!(b.display().contains("REVERSED"), "{}", b.display());
+    let sent: Vec<u8> = b.ecr_out[before..].concat();
+    assert!(
+        !sent.windows(2).any(|w| w == [0x06, 0x0F]),
+        "no 06 0F after a lost result: {sent:02X?}"
+    );
+}
+
+#[test]
+fn a_keypad_void_is_for_the_sales_amount() {
+    // A keypad void names the sale by its voucher no.; its 0200 carries the sale's amount
+    // (it used to stop in "processing" with no amount and send nothing).
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 2 ENTER 123456 ENTER 000102 ENTER");
+    b.card("insert", "unionpay_debit_01");
+    assert!(b.display().contains("100.00"), "{}", b.display());
+    let sent = b.requests.len();
+    b.keys("ENTER");
+    assert_eq!(b.requests.len(), sent + 1);
+    let req = b.requests.last().unwrap();
+    assert_eq!(req.mti.value(), 200);
+    assert_eq!(req.get_str(4), Some("000000010000"));
+}
+
+#[test]
+fn paper_running_out_between_the_copies_holds_the_customer_copy() {
+    // The paper ends after the merchant copy: the customer copy, not yet at the printer,
+    // waits for paper and comes out when it is back.
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("swipe", "unionpay_magstripe_01");
+    b.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    let printed = b.printed.len();
+    // Answer, then take the outputs one by one as a rig does, cutting the paper after the
+    // first receipt.
+    let req = b.requests.last().unwrap().clone();
+    let mut reply = builder::response(
+        &b.cfg.dialect,
+        &req,
+        &ReplyInput {
+            code: "00".into(),
+            rrn: Some("100000000042".into()),
+            auth_code: Some("654321".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut frame = Vec::new();
+    mac::sign(&b.cfg.dialect, &mut reply, &b.working.mac, &mut frame).unwrap();
+    let mut wire = Vec::new();
+    b.cfg
+        .dialect
+        .length_prefix
+        .encode(&frame, &mut wire)
+        .unwrap();
+    b.t.handle(Event::HostBytes(wire), b.now);
+    let mut receipts = 0;
+    while let Some(o) = b.t.poll_output() {
+        if let Output::Print(p) = o {
+            b.printed.push(p);
+            receipts += 1;
+            if receipts == 1 {
+                b.t.handle(
+                    Event::Fault {
+                        kind: FaultKind::PaperOut,
+                        on: true,
+                    },
+                    b.now,
+                );
+            }
+        }
+    }
+    assert_eq!(b.printed.len(), printed + 1, "the merchant copy only");
+    assert!(b.display().contains("打印机缺纸"), "{}", b.display());
+    b.ev(Event::Fault {
+        kind: FaultKind::PaperOut,
+        on: false,
+    });
+    assert_eq!(b.printed.len(), printed + 2);
+    let customer = protocol::escpos::Parser::parse(b.printed.last().unwrap());
+    assert!(customer.contains("持卡人存根"), "{}", customer.text());
 }
 
 #[test]

@@ -51,6 +51,8 @@ pub struct EmulatedWorld {
     answering_enquiry: bool,
     /// A power cut armed at a failpoint.
     cut_at: Option<crate::scenario::model::Failpoint>,
+    /// Receipts left on the paper roll, when a scenario made it finite.
+    paper_left: Option<u32>,
 }
 
 /// The clock a scenario starts at: its `clock:`, or 2026-11-26 10:00 in the terminal's zone.
@@ -198,12 +200,15 @@ impl EmulatedWorld {
         let mut store = MemoryStore::new();
         store.commit(&journal_ops).map_err(|e| e.to_string())?;
         let transport = if serial {
-            Transport::serial(Default::default())
+            Transport::serial(protocol::zvt::link::LinkConfig {
+                trace: ls.scenario.link_events,
+                ..Default::default()
+            })
         } else {
             Transport::tcp()
         };
         let today = start.to_local(profile.time_zone).date_naive();
-        let mut w = EmulatedWorld {
+        let w = EmulatedWorld {
             clock: VirtualClock::new(start),
             start,
             term: None,
@@ -222,8 +227,10 @@ impl EmulatedWorld {
             host_seen: 0,
             answering_enquiry: false,
             cut_at: None,
+            paper_left: None,
         };
-        w.power(true)?;
+        // Powered on by the runner once the host directives are installed, so a scenario can
+        // answer what the terminal sends at power-on (sign-on, recovery).
         Ok(w)
     }
 
@@ -349,6 +356,15 @@ impl EmulatedWorld {
                     let title = format!("receipt #{}", self.obs.receipts);
                     self.rec
                         .item(Channel::Printer, Item::Receipt { title, text });
+                    if let Some(left) = self.paper_left.as_mut() {
+                        *left = left.saturating_sub(1);
+                        if *left == 0 {
+                            self.paper_left = None;
+                            self.rec.push(Channel::Note, "the paper ran out".into());
+                            let kind = protocol::riglink::FaultKind::PaperOut;
+                            self.deliver(Event::Fault { kind, on: true });
+                        }
+                    }
                 }
             }
             Output::Leds(l) => {
@@ -404,7 +420,11 @@ impl EmulatedWorld {
                     self.cut_power("after-reversal-record");
                 }
             }
-            Output::Link(s) => self.rec.push(Channel::Link, s),
+            Output::Link(s) => {
+                if notable_link_event(&s) {
+                    self.rec.push(Channel::Link, format!("PT {s}"));
+                }
+            }
         }
     }
 
@@ -510,6 +530,12 @@ impl EmulatedWorld {
     }
 }
 
+/// Link traces worth a transcript line: repeats, NAKs, duplicates, broken frames — not the
+/// ACK and first send of every frame.
+pub fn notable_link_event(s: &str) -> bool {
+    !(s == "AckSent" || s == "AckReceived" || s == "FrameSent { attempt: 1 }")
+}
+
 fn describe_enquiry(c: &Command) -> String {
     match c {
         Command::EnquiryCompletion(e) => format!(
@@ -563,6 +589,17 @@ impl World for EmulatedWorld {
                     self.deliver(Event::HostClosed);
                 }
             }
+        }
+        self.pump();
+        Ok(())
+    }
+
+    fn paper_out_after(&mut self, receipts: u32) -> Result<(), String> {
+        if receipts == 0 {
+            let kind = protocol::riglink::FaultKind::PaperOut;
+            self.deliver(Event::Fault { kind, on: true });
+        } else {
+            self.paper_left = Some(receipts);
         }
         self.pump();
         Ok(())
@@ -905,7 +942,12 @@ pub fn observe_ecr_event(
         EcrEvent::Noise { bytes } => {
             rec.push(Channel::Link, format!("noise {} bytes", bytes.len()))
         }
-        EcrEvent::Link(trace) => rec.push(Channel::Link, format!("ECR {trace:?}")),
+        EcrEvent::Link(trace) => {
+            let s = format!("{trace:?}");
+            if notable_link_event(&s) {
+                rec.push(Channel::Link, format!("ECR {s}"));
+            }
+        }
         EcrEvent::TransportBroken(e) => {
             rec.push(Channel::Note, format!("ECR stream broken: {e}"));
             ecr.reset();

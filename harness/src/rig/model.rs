@@ -258,8 +258,15 @@ fn derive_capabilities(f: &RigFile) -> Vec<String> {
                 .map(EcrPort::link_mode)
                 .unwrap_or(LinkMode::ZvtTcp);
             match link {
-                LinkMode::ZvtSerial => all(&["virtual-time", "ecr-tcp", "power-failpoints"]),
-                LinkMode::ZvtTcp => all(&["virtual-time", "ecr-serial", "power-failpoints"]),
+                LinkMode::ZvtSerial => {
+                    all(&["virtual-time", "ecr-tcp", "power-failpoints", "paper-roll"])
+                }
+                LinkMode::ZvtTcp => all(&[
+                    "virtual-time",
+                    "ecr-serial",
+                    "power-failpoints",
+                    "paper-roll",
+                ]),
             }
         }
         RigKind::Terminal => f.capabilities.iter().map(|c| c.value.clone()).collect(),

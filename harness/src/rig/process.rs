@@ -119,6 +119,7 @@ pub struct ProcessWorld {
     printer: protocol::escpos::Parser,
     answering_enquiry: bool,
     host_down: bool,
+    powered_once: bool,
     /// Something happened since this wall instant (for `settle`).
     last_activity: std::time::Instant,
 }
@@ -227,7 +228,7 @@ impl ProcessWorld {
             Transport::tcp()
         };
         let today = start.to_local(profile.time_zone).date_naive();
-        let mut w = ProcessWorld {
+        let w = ProcessWorld {
             clock,
             scale,
             start,
@@ -258,10 +259,10 @@ impl ProcessWorld {
             printer: protocol::escpos::Parser::new(),
             answering_enquiry: false,
             host_down: false,
+            powered_once: false,
             last_activity: std::time::Instant::now(),
         };
-        w.spawn()?;
-        w.settle_quiet();
+        // Powered on by the runner once the host directives are installed.
         Ok(w)
     }
 
@@ -742,7 +743,10 @@ impl World for ProcessWorld {
             if self.child.is_some() {
                 return Ok(());
             }
-            self.rec.push(Channel::Note, "power restored".into());
+            if self.powered_once {
+                self.rec.push(Channel::Note, "power restored".into());
+            }
+            self.powered_once = true;
             self.spawn()
         } else {
             self.kill();
@@ -753,6 +757,17 @@ impl World for ProcessWorld {
             self.rec.push(Channel::Note, "power cut".into());
             Ok(())
         }
+    }
+
+    fn paper_out_after(&mut self, receipts: u32) -> Result<(), String> {
+        if receipts == 0 {
+            return self.rig_request(Request::Fault {
+                kind: protocol::riglink::FaultKind::PaperOut,
+                on: true,
+            });
+        }
+        // Counting receipts from outside races the printer: only the in-process rig can.
+        Err("running the paper out after N receipts needs the in-process rig".into())
     }
 
     fn arm_power_cut(&mut self, at: Failpoint) -> Result<(), String> {

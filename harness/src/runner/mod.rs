@@ -55,6 +55,8 @@ pub trait World {
     fn key(&mut self, k: KeyName) -> Result<(), String>;
     fn card(&mut self, a: &CardAct) -> Result<(), String>;
     fn fault(&mut self, f: WorldFault, on: bool) -> Result<(), String>;
+    /// The printer's paper runs out after `receipts` more receipts.
+    fn paper_out_after(&mut self, receipts: u32) -> Result<(), String>;
     fn power(&mut self, on: bool) -> Result<(), String>;
     /// Cuts power when the terminal reaches `at` (the next time it does).
     fn arm_power_cut(&mut self, at: crate::scenario::model::Failpoint) -> Result<(), String>;

@@ -124,6 +124,14 @@ pub(crate) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> 
             _ => directives.push(None),
         }
     }
+    // Power on only now: what the terminal sends at power-on (an automatic sign-on, the
+    // recovery of a pending reversal) meets the directives above.
+    ctx.step = 0;
+    ctx.line = 0;
+    if let Err(e) = w.power(true) {
+        return vec![ctx.fail("power-on", e, FailureKind::Error)];
+    }
+    w.settle();
     for (i, step) in s.steps.iter().enumerate() {
         ctx.step = i + 1;
         ctx.line = step.referenced.line();
@@ -165,6 +173,9 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
                 if let Some(on) = v {
                     parts.push(format!("{name} {}", if on { "on" } else { "off" }));
                 }
+            }
+            if let Some(n) = f.paper_out_after {
+                parts.push(format!("paper out after {n} receipt(s)"));
             }
             format!("fault {}", parts.join(", "))
         }
@@ -336,6 +347,9 @@ fn run_step<W: World>(
                 if let Some(on) = v {
                     w.fault(kind, on).map_err(|e| err(ctx, "fault", e))?;
                 }
+            }
+            if let Some(n) = f.paper_out_after {
+                w.paper_out_after(n).map_err(|e| err(ctx, "fault", e))?;
             }
             w.settle();
         }

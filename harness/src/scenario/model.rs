@@ -141,6 +141,10 @@ pub enum CardAction {
 pub struct Faults {
     #[serde(default)]
     pub paper_out: Option<bool>,
+    /// The paper runs out after this many more receipts (1: between the merchant and the
+    /// customer copy). `paper_out: false` puts paper back.
+    #[serde(default)]
+    pub paper_out_after: Option<u32>,
     #[serde(default)]
     pub cover_open: Option<bool>,
     /// The chip of the next inserted card does not answer.
