@@ -392,9 +392,9 @@ impl EmulatedWorld {
                 let red = crate::redact::iso(&self.cfg.dialect, &bytes).unwrap_or_default();
                 self.rec.raw("host-in", t, &red);
                 if self.host_down {
+                    // No note: a real rig only sees the terminal's reaction, and the
+                    // transcript must read the same on every rig.
                     self.deliver(Event::HostSendFailed);
-                    self.rec
-                        .push(Channel::Note, "host unreachable: connection refused".into());
                     return;
                 }
                 let now = self.now();
