@@ -350,6 +350,39 @@ fn replace_dates_times(line: &str, n: &Normaliser) -> String {
     out
 }
 
+/// A display frame as the transcript shows it: one `|line|` per display row.
+pub fn display_text(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| format!("|{l}|"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// True when `after` is `before` with one row changed only by typing: past their common start,
+/// both versions hold nothing but entry characters (digits, `*` for hidden digits, separators).
+fn is_input_echo(before: &str, after: &str) -> bool {
+    let (b, a): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    if b.len() != a.len() {
+        return false;
+    }
+    let mut changed = b.iter().zip(&a).filter(|(x, y)| x != y);
+    let (Some((x, y)), None) = (changed.next(), changed.next()) else {
+        return false;
+    };
+    let common = x
+        .char_indices()
+        .zip(y.chars())
+        .find(|((_, c1), c2)| c1 != c2)
+        .map_or(x.len().min(y.len()), |((i, _), _)| i);
+    let entry = |s: &str| {
+        s.trim_end_matches('|')
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '.' | ',' | ' ' | '/' | '-'))
+    };
+    entry(&x[common..]) && entry(&y[common..])
+}
+
 /// The whole transcript of one run.
 #[derive(Clone, Debug, Default)]
 pub struct Transcript {
@@ -393,10 +426,13 @@ impl Transcript {
             {
                 return;
             }
-            // Frames that follow each other with nothing else happening in between (typing
-            // digits) collapse into the last one: the transcript keeps transitions, not echoes.
+            // A frame that only echoes a key press (the same screen with one input line grown
+            // or shrunk, nothing else in between) replaces the one before: the transcript keeps
+            // transitions, not every digit typed.
             if let Some(last) = step.entries.last_mut()
                 && last.channel == Channel::Display
+                && let (Item::Text(before), Item::Text(after)) = (&last.item, &item)
+                && is_input_echo(before, after)
             {
                 last.item = item;
                 return;
@@ -519,5 +555,23 @@ mod tests {
         t.push(Channel::Display, txt("1"));
         t.push(Channel::Display, txt("12"));
         assert!(t.render().ends_with("== step 2: keys 1 2\ndisplay 12\n"));
+        // A new screen is a transition, kept even with nothing in between.
+        t.begin_step("keys MENU 5".into());
+        t.push(Channel::Display, txt("|1.消费|\n|>5.签到|"));
+        t.push(Channel::Display, txt("|签到|\n|签到中...|"));
+        assert!(
+            t.render()
+                .ends_with("display |1.消费|\n  |>5.签到|\ndisplay |签到|\n  |签到中...|\n")
+        );
+    }
+
+    #[test]
+    fn echo_is_one_input_row_changing() {
+        assert!(is_input_echo("|退货|\n|0.00|", "|退货|\n|0.01|"));
+        assert!(is_input_echo("|密码|\n||", "|密码|\n|***|"));
+        assert!(is_input_echo("|AMOUNT|\n|EUR 1.2|", "|AMOUNT|\n|EUR 1.23|"));
+        assert!(!is_input_echo("|退货|\n|0.00|", "|撤销|\n|0.01|"));
+        assert!(!is_input_echo("|退货|\n|0.00|", "|退货|\n|请稍候|"));
+        assert!(!is_input_echo("|A|\n|1|", "|A|\n|1|\n||"));
     }
 }

@@ -339,12 +339,8 @@ impl EmulatedWorld {
         match o {
             Output::Display(lines) => {
                 self.obs.display = lines.clone();
-                let text = lines
-                    .iter()
-                    .map(|l| format!("|{l}|"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                self.rec.push(Channel::Display, text);
+                self.rec
+                    .push(Channel::Display, crate::transcript::display_text(&lines));
             }
             Output::Print(bytes) => {
                 self.printer.feed(&bytes);

@@ -530,12 +530,8 @@ impl ProcessWorld {
         match r {
             Report::Display { lines } => {
                 self.obs.display = lines.clone();
-                let text = lines
-                    .iter()
-                    .map(|l| format!("|{l}|"))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                self.rec.push(Channel::Display, text);
+                self.rec
+                    .push(Channel::Display, crate::transcript::display_text(&lines));
             }
             Report::Printer { bytes, .. } => {
                 self.printer.feed(&bytes);
