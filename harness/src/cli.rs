@@ -323,11 +323,22 @@ fn print_summary(results: &[RunResult], elapsed: std::time::Duration, rig: &Load
     let failed = count(&|r| matches!(r.verdict, Verdict::Failed));
     let errors = count(&|r| matches!(r.verdict, Verdict::Error(_)));
     let snap = count(&|r| r.verdict == Verdict::Passed && !r.passed());
+    let accepted = count(&|r| {
+        matches!(
+            r.snapshot,
+            SnapshotOutcome::New { accepted: true, .. }
+                | SnapshotOutcome::Differs { accepted: true, .. }
+        )
+    });
     println!();
     println!("rig        {}", rig.name());
     println!("passed     {passed}");
     println!("failed     {failed}");
-    println!("snapshots  {snap} new or changed");
+    if accepted > 0 {
+        println!("snapshots  {snap} new or changed, {accepted} accepted");
+    } else {
+        println!("snapshots  {snap} new or changed");
+    }
     println!("errors     {errors}");
     println!("n/a        {na}");
     println!(
