@@ -416,11 +416,9 @@ impl EmulatedWorld {
                     self.cut_power("after-reversal-record");
                 }
             }
-            Output::Link(s) => {
-                if notable_link_event(&s) {
-                    self.rec.push(Channel::Link, format!("PT {s}"));
-                }
-            }
+            // The terminal's own link trace stays out of the transcript: a real terminal
+            // does not report it, and the ECR side shows every NAK and repeat that matters.
+            Output::Link(_) => {}
         }
     }
 

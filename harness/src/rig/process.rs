@@ -223,7 +223,10 @@ impl ProcessWorld {
         ];
         let (ev_tx, ev_rx) = channel();
         let transport = if link == LinkMode::ZvtSerial {
-            Transport::serial(Default::default())
+            Transport::serial(protocol::zvt::link::LinkConfig {
+                trace: ls.scenario.link_events,
+                ..Default::default()
+            })
         } else {
             Transport::tcp()
         };
