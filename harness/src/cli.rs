@@ -277,11 +277,14 @@ fn print_details(r: &RunResult, color: bool) {
         let _ = writeln!(out, "  {f}");
     }
     if let SnapshotOutcome::Differs { diff, written, .. } = &r.snapshot {
+        let new = match written {
+            Some(p) => format!("new version: {}", p.display()),
+            None => "new version not written".to_string(),
+        };
         let _ = writeln!(
             out,
-            "  snapshot {} differs (new version: {}):",
+            "  snapshot {} differs ({new}):",
             r.snapshot_path.display(),
-            written.display()
         );
         let d = if color {
             crate::snapshot::diff(
@@ -308,11 +311,18 @@ fn print_details(r: &RunResult, color: bool) {
         accepted: false,
     } = &r.snapshot
     {
-        let _ = writeln!(
-            out,
-            "  new snapshot written to {}; review and accept it",
-            written.display()
-        );
+        let _ = match written {
+            Some(p) => writeln!(
+                out,
+                "  new snapshot written to {}; review and accept it",
+                p.display()
+            ),
+            None => writeln!(
+                out,
+                "  no snapshot yet at {}; run without --check-snapshots to write one",
+                r.snapshot_path.display()
+            ),
+        };
     }
 }
 

@@ -85,6 +85,16 @@ fn a_changed_snapshot_fails_with_a_diff_and_exit_1() {
         .unwrap()
         .replace("退货成功", "退货失败");
     std::fs::write(&snap, text).unwrap();
+    // --check-snapshots (CI) reports the diff and writes nothing.
+    let out = posrig()
+        .current_dir(d.path())
+        .args(["run", "scenarios", "--check-snapshots"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("new version not written"), "{stdout}");
+    assert!(!snap.with_extension("snap.new").exists());
     let out = posrig()
         .current_dir(d.path())
         .args(["run", "scenarios"])
@@ -92,6 +102,7 @@ fn a_changed_snapshot_fails_with_a_diff_and_exit_1() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("new version: "), "{stdout}");
     assert!(
         stdout.contains("-display |退货失败|") && stdout.contains("+display |退货成功|"),
         "{stdout}"
@@ -107,6 +118,7 @@ fn a_changed_snapshot_fails_with_a_diff_and_exit_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 accepted"));
     assert!(std::fs::read_to_string(&snap).unwrap().contains("退货成功"));
 }
 

@@ -171,14 +171,15 @@ pub enum Verdict {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SnapshotOutcome {
     Matches,
-    /// Written as `.snap` (accepted) or `.snap.new` (pending review).
+    /// Written as `.snap` (accepted) or `.snap.new` (pending review); `written` is `None`
+    /// when nothing was written (`--check-snapshots`).
     New {
-        written: PathBuf,
+        written: Option<PathBuf>,
         accepted: bool,
     },
     Differs {
         diff: String,
-        written: PathBuf,
+        written: Option<PathBuf>,
         accepted: bool,
     },
     /// Not compared (the run failed before the end, or not applicable).
@@ -376,39 +377,52 @@ fn compare_snapshot(
         Err(e) => {
             return SnapshotOutcome::Differs {
                 diff: format!("cannot read {}: {e}", path.display()),
-                written: path.to_path_buf(),
+                written: None,
                 accepted: false,
             };
         }
     };
     let accept = mode == SnapshotMode::Accept;
+    /// Writes the new version unless only checking; a failed write is reported, not hidden.
+    fn write(
+        mode: SnapshotMode,
+        path: &Path,
+        header: &snapshot::Header,
+        body: &str,
+    ) -> Result<Option<PathBuf>, String> {
+        if mode == SnapshotMode::Check {
+            return Ok(None);
+        }
+        snapshot::write(path, header, body, mode == SnapshotMode::Accept)
+            .map(Some)
+            .map_err(|e| format!("\ncannot write the new version of {}: {e}", path.display()))
+    }
     match cmp {
         snapshot::Comparison::Matches => {
             let _ = std::fs::remove_file(snapshot::pending_path(path));
             SnapshotOutcome::Matches
         }
-        snapshot::Comparison::New => {
-            let written = if mode == SnapshotMode::Check {
-                path.to_path_buf()
-            } else {
-                snapshot::write(path, &header, body, accept).unwrap_or_else(|_| path.to_path_buf())
-            };
-            SnapshotOutcome::New {
+        snapshot::Comparison::New => match write(mode, path, &header, body) {
+            Ok(written) => SnapshotOutcome::New {
+                accepted: accept && written.is_some(),
                 written,
-                accepted: accept,
-            }
-        }
+            },
+            Err(e) => SnapshotOutcome::Differs {
+                diff: e,
+                written: None,
+                accepted: false,
+            },
+        },
         snapshot::Comparison::Differs { old } => {
-            let diff = snapshot::diff(&old, body, false);
-            let written = if mode == SnapshotMode::Check {
-                path.to_path_buf()
-            } else {
-                snapshot::write(path, &header, body, accept).unwrap_or_else(|_| path.to_path_buf())
-            };
+            let mut diff = snapshot::diff(&old, body, false);
+            let written = write(mode, path, &header, body).unwrap_or_else(|e| {
+                diff.push_str(&e);
+                None
+            });
             SnapshotOutcome::Differs {
                 diff,
+                accepted: accept && written.is_some(),
                 written,
-                accepted: accept,
             }
         }
     }
