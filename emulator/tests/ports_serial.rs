@@ -56,6 +56,44 @@ fn eur_refund(minor: u64) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecr_refund_over_a_serial_line() {
     let (master, _slave, path) = pty();
+    refund_over_serial(&path, async_master(master)).await;
+}
+
+/// The same refund across a null-modem made by socat, an independent program: two ptys it
+/// joins byte for byte, with its own line settings — the emulator opens one end by the link
+/// socat made, the ECR the other. Skips with a message where socat is not installed
+/// (`.ci/run` installs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecr_refund_across_a_socat_null_modem() {
+    if std::process::Command::new("socat")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED ecr_refund_across_a_socat_null_modem: socat is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (terminal_end, ecr_end) = (dir.path().join("terminal"), dir.path().join("ecr"));
+    let mut socat = std::process::Command::new("socat")
+        .arg(format!("PTY,raw,echo=0,link={}", terminal_end.display()))
+        .arg(format!("PTY,raw,echo=0,link={}", ecr_end.display()))
+        .spawn()
+        .unwrap();
+    eventually("socat made both ends", || {
+        terminal_end.exists() && ecr_end.exists()
+    })
+    .await;
+    let ecr_port =
+        tokio_serial::SerialStream::open(&tokio_serial::new(path_str(&ecr_end), 9600)).unwrap();
+    refund_over_serial(&path_str(&terminal_end), Box::new(ecr_port)).await;
+    let _ = socat.kill();
+    let _ = socat.wait();
+}
+
+/// Runs one refund with the emulator's ECR port on the serial device `path` and the cash
+/// register speaking on `line`.
+async fn refund_over_serial(path: &str, line: Box<dyn Io>) {
     let mut spec = Spec::new("zvt-en-eur.yaml");
     spec.journal = Some("eur-open-batch.yaml");
     spec.signed_on = true;
@@ -65,7 +103,7 @@ async fn ecr_refund_over_a_serial_line() {
     let emu = start(&w, &spec).await;
     assert!(emu.ecr_addr.is_none());
     let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
-    let mut ecr = Ecr::over(async_master(master), Transport::serial(Default::default()));
+    let mut ecr = Ecr::over(line, Transport::serial(Default::default()));
 
     // 06 31 with its CRC broken: the PT answers NAK (15) and does nothing.
     let mut frame = protocol::zvt::link::encode_frame(&eur_refund(1000).to_bytes().unwrap());
