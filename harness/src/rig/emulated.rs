@@ -853,6 +853,9 @@ pub fn observe_ecr_event(
         EcrEvent::PrintLine { line, replied } => {
             obs.ecr.text.push_str(&String::from_utf8_lossy(&line.text));
             obs.ecr.text.push('\n');
+            if line.attribute & 0x80 != 0 {
+                obs.ecr.receipts += 1;
+            }
             render_cmd(obs, rec, &Command::PrintLine(line), &replied);
         }
         EcrEvent::PrintBlock { block, replied } => {
@@ -862,6 +865,7 @@ pub fn observe_ecr_event(
             }
             let text = render::print_block_lines(&block.tlv).join("\n");
             obs.ecr.messages += 1;
+            obs.ecr.receipts += 1;
             rec.item(
                 Channel::EcrIn,
                 Item::Receipt {

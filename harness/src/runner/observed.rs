@@ -26,6 +26,9 @@ pub struct EcrObserved {
     pub messages: u32,
     /// Text the ECR was asked to print (06 D1 / 06 D3), line by line.
     pub text: String,
+    /// Receipts the ECR was asked to print so far: a 06 D1 line with the last-line attribute
+    /// (0x80) ends one, a 06 D3 text block is one.
+    pub receipts: u32,
     /// Software version from the last 05 01 completion.
     pub sw_version: Option<String>,
 }

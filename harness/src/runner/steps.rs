@@ -675,6 +675,7 @@ fn actual_of(what: &str, o: &super::Observed, host: &Host) -> Option<String> {
             "text" => Some(e.text.clone()),
             "intermediate" => e.intermediate.map(|r| format!("{r:02X}")),
             "messages" => Some(e.messages.to_string()),
+            "receipt_count" => Some(e.receipts.to_string()),
             k if k.starts_with("tlv.") => match &k[4..] {
                 "1F16" => e.extended_code.clone(),
                 "1F17" => e.extended_text.clone(),
