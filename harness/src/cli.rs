@@ -9,6 +9,31 @@ use crate::rig::{LoadedRig, load_rig};
 use crate::runner::{RunResult, SnapshotMode, SnapshotOutcome, Verdict};
 use crate::suite::{self, Partition, Selection};
 
+/// Set once stdout is gone (`posrig run | head`): printing stops, the run and its reports do not.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to stdout; a closed pipe silences further output instead of panicking as `print!`
+/// would.
+fn stdout_write(args: std::fmt::Arguments<'_>) {
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Err(e) = std::io::stdout().lock().write_fmt(args)
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { stdout_write(format_args!($($t)*)) };
+}
+macro_rules! outln {
+    () => { stdout_write(format_args!("\n")) };
+    ($($t:tt)*) => { stdout_write(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Scenario files or folders.
@@ -90,7 +115,7 @@ pub fn check(paths: &[PathBuf], rig: Option<&Path>) -> u8 {
     }
     bad += errors.len();
     let variants: usize = ok.iter().map(|s| s.variants.len()).sum();
-    println!(
+    outln!(
         "{} scenario files, {} runs, {} with errors",
         files.len(),
         variants,
@@ -166,7 +191,7 @@ pub fn run(args: RunArgs) -> u8 {
                 }
                 b.set_message(r.display_name());
             }
-            None => println!("{line}"),
+            None => outln!("{line}"),
         }
     };
     let results = if args.fail_fast {
@@ -340,18 +365,18 @@ fn print_summary(results: &[RunResult], elapsed: std::time::Duration, rig: &Load
                 | SnapshotOutcome::Differs { accepted: true, .. }
         )
     });
-    println!();
-    println!("rig        {}", rig.name());
-    println!("passed     {passed}");
-    println!("failed     {failed}");
+    outln!();
+    outln!("rig        {}", rig.name());
+    outln!("passed     {passed}");
+    outln!("failed     {failed}");
     if accepted > 0 {
-        println!("snapshots  {snap} new or changed, {accepted} accepted");
+        outln!("snapshots  {snap} new or changed, {accepted} accepted");
     } else {
-        println!("snapshots  {snap} new or changed");
+        outln!("snapshots  {snap} new or changed");
     }
-    println!("errors     {errors}");
-    println!("n/a        {na}");
-    println!(
+    outln!("errors     {errors}");
+    outln!("n/a        {na}");
+    outln!(
         "total      {} in {:.2} s",
         results.len(),
         elapsed.as_secs_f64()
@@ -529,7 +554,7 @@ pub fn decode(what: DecodeWhat) -> u8 {
     })();
     match result {
         Ok(s) => {
-            println!("{}", s.trim_end());
+            outln!("{}", s.trim_end());
             0
         }
         Err(e) => {
@@ -543,7 +568,7 @@ pub fn decode(what: DecodeWhat) -> u8 {
 pub fn ports() -> u8 {
     match serialport::available_ports() {
         Ok(list) if list.is_empty() => {
-            println!("no serial ports found");
+            outln!("no serial ports found");
             0
         }
         Ok(list) => {
@@ -560,7 +585,7 @@ pub fn ports() -> u8 {
                     serialport::SerialPortType::BluetoothPort => "bluetooth".into(),
                     serialport::SerialPortType::Unknown => "unknown".into(),
                 };
-                println!("{}\t{}", p.port_name, kind.trim());
+                outln!("{}\t{}", p.port_name, kind.trim());
             }
             0
         }
@@ -648,7 +673,7 @@ pub fn list(paths: &[PathBuf], markdown: bool) -> u8 {
     if markdown {
         return match list_markdown(paths) {
             Ok(s) => {
-                print!("{s}");
+                out!("{s}");
                 0
             }
             Err(e) => {
@@ -668,7 +693,7 @@ pub fn list(paths: &[PathBuf], markdown: bool) -> u8 {
     for s in &ok {
         let sc = &s.scenario;
         let rules: Vec<&str> = sc.covers.iter().map(|c| c.value.as_str()).collect();
-        println!("{}\t{}\t{}", sc.id.value, rules.join(","), sc.proves);
+        outln!("{}\t{}\t{}", sc.id.value, rules.join(","), sc.proves);
     }
     for e in &bad {
         print_load_error(e);

@@ -1,6 +1,7 @@
 //! `posrig`: the command line. The logic lives in the library; this parses arguments and
 //! sets exit codes: 0 all passed, 1 some failed, 2 bad input.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,7 +76,9 @@ fn main() -> ExitCode {
         Command::List { paths, markdown } => cli::list(&paths, markdown),
         Command::Bench { n, jobs, fixtures } => match posrig::bench::run(&fixtures, n, jobs) {
             Ok(f) => {
-                println!(
+                // A closed stdout (`| head`) is not an error worth a panic.
+                let _ = writeln!(
+                    std::io::stdout(),
                     "{} scenarios, {} workers: loaded in {:.2} s, ran in {:.2} s = {:.0} scenarios/s ({} passed); peak RSS {} MiB",
                     f.n,
                     f.jobs,

@@ -271,3 +271,30 @@ fn decode_masks_pans() {
     let out = posrig().args(["decode", "iso8583", "zz"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `posrig run --junit r.xml | head`: once the reader is gone, printing stops quietly; the run
+/// still ends with its own exit code and its report. (The pipe's read end is closed before the
+/// run starts, so every write meets a broken pipe.)
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let d = suite();
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let junit = d.path().join("r.xml");
+    let out = posrig()
+        .current_dir(d.path())
+        .args(["run", "scenarios", "--junit"])
+        .arg(&junit)
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("testsuite")
+    );
+}
