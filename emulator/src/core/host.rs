@@ -244,12 +244,7 @@ impl Terminal {
             };
             match built {
                 Some((request, txn_id)) => self.send(job, request, txn_id),
-                None => {
-                    if job == Job::Txn {
-                        // Refused while building (already shown); nothing to send.
-                        self.host.jobs.clear();
-                    }
-                }
+                None => self.job_not_built(&job),
             }
         }
     }
@@ -1084,6 +1079,29 @@ impl Terminal {
         };
         self.job_failed_not_sent(&inflight.job, inflight.txn_id);
         self.pump_host();
+    }
+
+    /// A request that could not even be built (a journal record that no longer restores, an
+    /// amount the dialect cannot carry): nothing leaves, and whatever waited on it ends, so the
+    /// terminal never sits on PROCESSING with nothing in flight.
+    fn job_not_built(&mut self, job: &Job) {
+        match job {
+            Job::Pending { .. } => {
+                // The record stays (it cannot be resolved by retrying); like an unanswered
+                // reversal, it blocks what comes after it.
+                self.host.jobs.clear();
+                if self.flow().is_some_and(|f| f.step == Step::Processing) {
+                    self.finish_refused(Refusal::ReversalPending);
+                }
+            }
+            Job::Txn => {
+                self.host.jobs.clear();
+                if self.flow().is_some_and(|f| f.step == Step::Processing) {
+                    self.finish_refused(Refusal::CommsFailed);
+                }
+            }
+            _ => self.job_failed_not_sent(job, None),
+        }
     }
 
     fn job_failed_not_sent(&mut self, job: &Job, txn_id: Option<u64>) {

@@ -816,3 +816,35 @@ fn after_a0_a_manual_terminal_signs_on_again_by_itself() {
     b.answer("00", None);
     assert_eq!(b.requests.last().unwrap().mti.value(), 220);
 }
+
+/// A reversal record that no longer restores (a journal written by something else, damaged) is
+/// never skipped: nothing can be sent for it, so it blocks the next refund with REVERSAL
+/// PENDING — and the terminal does not hang on PROCESSING with nothing in flight.
+#[test]
+fn a_reversal_record_that_cannot_be_rebuilt_blocks_instead_of_hanging() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 1000 ENTER ENTER");
+    // Power cut with the 0200 out; the stored request is damaged (an MTI no message has).
+    let mut p = b.store.state().pending[0].clone();
+    p.request.mti = 12345;
+    b.store.commit(&[JournalOp::PutPending(p)]).unwrap();
+    let sent = b.requests.len();
+    b.t = Terminal::power_on(b.cfg.clone(), b.store.load().unwrap(), b.now);
+    b.run();
+    assert_eq!(b.requests.len(), sent, "nothing could be built at power-on");
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 500 ENTER ENTER");
+    assert_eq!(
+        b.requests.len(),
+        sent,
+        "the refund did not overtake the record"
+    );
+    assert!(b.display().contains("REVERSAL PENDING"), "{}", b.display());
+    assert_eq!(b.store.state().pending.len(), 1, "the record stays");
+    b.keys("ENTER");
+    assert!(!b.display().contains("PROCESSING"), "{}", b.display());
+}
