@@ -531,6 +531,11 @@ impl Terminal {
         match c {
             CardEvent::Remove => {
                 let was = self.inserted.take();
+                // The prompt to take the card goes with the card.
+                let prompt = self.t("请取走卡片", "REMOVE CARD");
+                if let Activity::Result { lines } = &mut self.activity {
+                    lines.retain(|l| *l != prompt);
+                }
                 let early = self.flow().is_some_and(|f| {
                     f.card.as_ref().is_some_and(|c| c.entry == EntryMode::Chip)
                         && f.step != Step::Processing
