@@ -155,11 +155,12 @@ pub(super) enum Activity {
     },
 }
 
+/// Two entries per row, each label short enough that a row with the `>` mark fits 20 columns.
 const MENU: &[(u8, &str, &str)] = &[
     (1, "消费", "SALE"),
     (2, "撤销", "VOID"),
     (3, "退货", "REFUND"),
-    (4, "结算", "SETTLEMENT"),
+    (4, "结算", "SETTLE"),
     (5, "签到", "SIGN ON"),
     (6, "重打印", "REPRINT"),
 ];
@@ -1140,4 +1141,29 @@ fn f_needs_card(t: &mut Terminal) -> bool {
         return true;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MENU;
+
+    /// A row of the menu, marked as chosen, fits a 20-column display in both languages, so no
+    /// label is ever cut ("4.SETTLEMEN").
+    #[test]
+    fn every_menu_row_fits_twenty_columns() {
+        for pair in MENU.chunks(2) {
+            for (zh, chosen) in [(true, 0), (true, 1), (false, 0), (false, 1)] {
+                let row = pair
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (n, z, e))| {
+                        let mark = if i == chosen { ">" } else { "" };
+                        format!("{mark}{n}.{}", if zh { z } else { e })
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                assert!(protocol::escpos::text_columns(&row) <= 20, "{row}");
+            }
+        }
+    }
 }
