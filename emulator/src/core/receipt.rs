@@ -75,7 +75,10 @@ fn header(profile: &TerminalProfile, rows: &mut Vec<Row>) {
     });
     rows.push(Row::Note {
         zh: profile.merchant_name.clone(),
-        en: profile.merchant_name.clone(),
+        en: profile
+            .merchant_name_latin
+            .clone()
+            .unwrap_or_else(|| profile.merchant_name.clone()),
     });
     rows.push(Row::Field {
         zh: "商户编号",
