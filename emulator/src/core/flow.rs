@@ -284,15 +284,26 @@ impl Terminal {
                 self.t("确认键继续", "CONTINUE? ENTER"),
             ],
             Step::Confirm => {
-                let amount = f
-                    .amount
+                // A sale's surcharge is shown before the cardholder agrees: the total they pay
+                // and the part of it that is surcharge.
+                let surcharge = (f.kind == FlowKind::Sale)
+                    .then(|| f.amount.and_then(|a| self.surcharge_for(a)))
+                    .flatten();
+                let total = match (f.amount, surcharge) {
+                    (Some(a), Some(s)) => a.checked_add(s),
+                    (a, _) => a,
+                };
+                let amount = total
                     .map(|a| format!("{} {}", a.currency().alpha(), a))
                     .unwrap_or_default();
-                let card = f.card.as_ref().map(|c| c.pan.masked()).unwrap_or_default();
+                let third = match surcharge {
+                    Some(s) => format!("{} {s}", self.t("含附加费", "SURCHARGE")),
+                    None => f.card.as_ref().map(|c| c.pan.masked()).unwrap_or_default(),
+                };
                 vec![
                     title,
                     amount,
-                    card,
+                    third,
                     self.t("确认请按确认键", "ENTER TO CONFIRM"),
                 ]
             }
