@@ -25,6 +25,9 @@ pub struct TerminalConfig {
     /// Encrypts a full PAN while a reversal or advice needs it.
     pub journal_key: DoubleKey,
     pub ecr_link: EcrLink,
+    /// How many times faster the terminal's clock runs than the wall (`--time-scale`): the
+    /// serial link's inter-byte gap is wall time on the line and is stretched by it.
+    pub line_time_scale: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,7 @@ impl TerminalConfig {
             pan_hash_key: keys.pan_hash_key.clone(),
             journal_key: DoubleKey::new(keys.journal_key),
             ecr_link,
+            line_time_scale: 1.0,
         })
     }
 }

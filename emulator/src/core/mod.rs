@@ -119,10 +119,13 @@ impl Terminal {
             EcrLink::Tcp => Transport::tcp(),
             // Link traces (repeats, NAKs, duplicates) go out as `Output::Link`; a transcript
             // shows them only when it asks for link events.
-            EcrLink::Serial => Transport::serial(protocol::zvt::link::LinkConfig {
-                trace: true,
-                ..Default::default()
-            }),
+            EcrLink::Serial => Transport::serial(
+                protocol::zvt::link::LinkConfig {
+                    trace: true,
+                    ..Default::default()
+                }
+                .for_time_scale(cfg.line_time_scale),
+            ),
         };
         let framing = cfg.dialect.length_prefix;
         let mut t = Terminal {

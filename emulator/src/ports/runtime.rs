@@ -103,6 +103,7 @@ impl Emulator {
             Endpoint::Tcp(_) => EcrLink::Tcp,
             Endpoint::Serial(_) => EcrLink::Serial,
         };
+        cfg.line_time_scale = c.clock.scale();
         let store =
             SqliteStore::open(&c.journal, c.durability).map_err(|source| RunError::Journal {
                 path: c.journal.clone(),

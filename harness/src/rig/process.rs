@@ -223,10 +223,14 @@ impl ProcessWorld {
         ];
         let (ev_tx, ev_rx) = channel();
         let transport = if link == LinkMode::ZvtSerial {
-            Transport::serial(protocol::zvt::link::LinkConfig {
-                trace: ls.scenario.link_events,
-                ..Default::default()
-            })
+            // T1 is a property of the line: 200 ms of wall time whatever the scale.
+            Transport::serial(
+                protocol::zvt::link::LinkConfig {
+                    trace: ls.scenario.link_events,
+                    ..Default::default()
+                }
+                .for_time_scale(scale),
+            )
         } else {
             Transport::tcp()
         };
@@ -813,6 +817,11 @@ impl World for ProcessWorld {
         if let Some(l) = self.ecr_line.as_mut() {
             l.write(bytes).map_err(|e| e.to_string())?;
         }
+        // A frame broken off is dropped when T1 passes on the line — 200 ms of wall time
+        // whatever the time scale, longer than a scaled settle: let it pass here, so the
+        // terminal's answer to the broken frame belongs to this step on every rig.
+        let t1 = protocol::zvt::link::LinkConfig::default().t1;
+        self.pump_until(std::time::Instant::now() + t1 + Duration::from_millis(50));
         Ok(())
     }
 

@@ -104,6 +104,32 @@ pub struct LinkConfig {
     pub trace: bool,
 }
 
+impl LinkConfig {
+    /// The link for a terminal whose clock runs `scale` times faster than the wall. T1, the
+    /// longest gap between two bytes of a frame, is a property of the line, not of the
+    /// protocol's pace (USB serial adapters hand bytes over in bursts, 16 ms apart on an FTDI
+    /// at its default latency): it is stretched by `scale` so it stays 200 ms on the line. T2
+    /// and the repeats run with the terminal's clock like every other protocol timer.
+    ///
+    /// ```
+    /// use protocol::zvt::link::LinkConfig;
+    /// let c = LinkConfig::default().for_time_scale(20.0);
+    /// assert_eq!(c.t1.as_millis(), 4000); // 200 ms on the line
+    /// assert_eq!(c.t2.as_millis(), 5000);
+    /// ```
+    pub fn for_time_scale(self, scale: f64) -> LinkConfig {
+        let s = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        LinkConfig {
+            t1: self.t1.mul_f64(s),
+            ..self
+        }
+    }
+}
+
 impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {
