@@ -19,12 +19,12 @@ use protocol::fixture::keys::TestKeys;
 use protocol::fixture::terminal::TerminalProfile;
 use protocol::riglink::{KeyName, LedState};
 use protocol::time::{Clock, Instant, VirtualClock};
-use protocol::zvt::command::{Command, CommandKind};
-use protocol::zvt::ecr::{EcrConfig, EcrEvent, EcrSession, Reply, Times};
+use protocol::zvt::command::CommandKind;
+use protocol::zvt::ecr::{Reply, Times};
 use protocol::zvt::transport::Transport;
 
 use super::cache;
-use crate::render;
+use super::ecr_side::{EcrSide, OnTheLine};
 use crate::runner::steps::subst;
 use crate::runner::{CardAct, Finished, LineFaults, Observed, Recorder, World, WorldFault};
 use crate::scenario::load::{LoadedScenario, Variant};
@@ -39,8 +39,7 @@ pub struct EmulatedWorld {
     host: Host,
     conn: Option<ConnId>,
     host_down: bool,
-    ecr: EcrSession,
-    line: LineFaults,
+    ecr: EcrSide,
     /// ACKs held back by `delay_ack`, with when they go.
     delayed: VecDeque<(Instant, Vec<u8>)>,
     cards: std::sync::Arc<CardSet>,
@@ -48,7 +47,6 @@ pub struct EmulatedWorld {
     rec: Recorder,
     printer: protocol::escpos::Parser,
     host_seen: usize,
-    answering_enquiry: bool,
     /// A power cut armed at a failpoint.
     cut_at: Option<crate::scenario::model::Failpoint>,
     /// Receipts left on the paper roll, when a scenario made it finite.
@@ -217,15 +215,13 @@ impl EmulatedWorld {
             host,
             conn: None,
             host_down: false,
-            ecr: EcrSession::new(transport, EcrConfig::default()),
-            line: LineFaults::default(),
+            ecr: EcrSide::new(transport),
             delayed: VecDeque::new(),
             cards,
             obs: Observed::default(),
             rec: Recorder::new(today, ls.scenario.link_events),
             printer: protocol::escpos::Parser::new(),
             host_seen: 0,
-            answering_enquiry: false,
             cut_at: None,
             paper_left: None,
         };
@@ -258,7 +254,7 @@ impl EmulatedWorld {
                 progressed = true;
                 self.on_output(o);
             }
-            while let Some(b) = self.ecr.poll_transmit(now) {
+            while let Some(b) = self.ecr.session.poll_transmit(now) {
                 progressed = true;
                 self.ecr_to_terminal(b);
             }
@@ -272,9 +268,8 @@ impl EmulatedWorld {
                 progressed = true;
                 self.deliver(Event::EcrBytes(b));
             }
-            while let Some(ev) = self.ecr.poll_event() {
+            if self.ecr.observe(&mut self.obs, &mut self.rec) {
                 progressed = true;
-                self.on_ecr_event(ev);
             }
             while let Some(o) = self.host.poll_output() {
                 progressed = true;
@@ -312,26 +307,13 @@ impl EmulatedWorld {
         }
     }
 
-    fn ecr_to_terminal(&mut self, mut b: Vec<u8>) {
+    fn ecr_to_terminal(&mut self, b: Vec<u8>) {
         let now = self.now();
-        let is_ack = b == [0x06];
-        if is_ack && self.line.drop_acks > 0 {
-            self.line.drop_acks -= 1;
-            self.rec.push(Channel::Link, "ECR ACK dropped".into());
-            return;
+        match self.ecr.on_the_line(b, &mut self.rec) {
+            OnTheLine::Lost => {}
+            OnTheLine::After(d, b) => self.delayed.push_back((now + d, b)),
+            OnTheLine::Now(b) => self.deliver(Event::EcrBytes(b)),
         }
-        if b.starts_with(&[0x10, 0x02]) && self.line.corrupt_frames > 0 && b.len() > 4 {
-            self.line.corrupt_frames -= 1;
-            let mid = b.len() / 2;
-            b[mid] ^= 0x01;
-            self.rec
-                .push(Channel::Link, "ECR frame corrupted on the line".into());
-        }
-        if is_ack && let Some(d) = self.line.delay_ack.take() {
-            self.delayed.push_back((now + d, b));
-            return;
-        }
-        self.deliver(Event::EcrBytes(b));
     }
 
     fn on_output(&mut self, o: Output) {
@@ -382,7 +364,7 @@ impl EmulatedWorld {
             Output::EcrBytes(b) => {
                 self.rec.raw("ecr-in", t, &b);
                 let now = self.now();
-                self.ecr.handle_input(&b, now);
+                self.ecr.session.handle_input(&b, now);
             }
             Output::HostBytes(bytes) => {
                 let red = crate::redact::iso(&self.cfg.dialect, &bytes).unwrap_or_default();
@@ -454,16 +436,6 @@ impl EmulatedWorld {
         }
     }
 
-    fn on_ecr_event(&mut self, ev: EcrEvent) {
-        observe_ecr_event(
-            ev,
-            &mut self.obs,
-            &mut self.rec,
-            self.answering_enquiry,
-            &mut self.ecr,
-        );
-    }
-
     /// A power cut now: the core and its RAM state are gone, the journal stays as committed.
     fn cut_power(&mut self, at: &str) {
         self.cut_at = None;
@@ -474,7 +446,7 @@ impl EmulatedWorld {
         if let Some(c) = self.conn.take() {
             self.host.handle_close(c, now);
         }
-        self.ecr.reset();
+        self.ecr.session.reset();
         self.printer = protocol::escpos::Parser::new();
         self.rec.push(Channel::Note, format!("power cut at {at}"));
     }
@@ -483,7 +455,7 @@ impl EmulatedWorld {
         [
             self.term.as_ref().and_then(Terminal::poll_timeout),
             self.host.poll_timeout(),
-            self.ecr.poll_timeout(),
+            self.ecr.session.poll_timeout(),
             self.delayed.front().map(|(t, _)| *t),
         ]
         .into_iter()
@@ -501,8 +473,8 @@ impl EmulatedWorld {
         if self.host.poll_timeout().is_some_and(|d| d <= now) {
             self.host.handle_timeout(now);
         }
-        if self.ecr.poll_timeout().is_some_and(|d| d <= now) {
-            self.ecr.handle_timeout(now);
+        if self.ecr.session.poll_timeout().is_some_and(|d| d <= now) {
+            self.ecr.session.handle_timeout(now);
         }
         self.pump();
     }
@@ -521,28 +493,6 @@ impl EmulatedWorld {
                 .or(Some(self.cfg.profile.software_version.clone())),
             raw: std::mem::take(&mut self.rec.raw),
         }
-    }
-}
-
-/// Link traces worth a transcript line: repeats, NAKs, duplicates, broken frames — not the
-/// ACK and first send of every frame.
-pub fn notable_link_event(s: &str) -> bool {
-    !(s == "AckSent" || s == "AckReceived" || s == "FrameSent { attempt: 1 }")
-}
-
-fn describe_enquiry(c: &Command) -> String {
-    match c {
-        Command::EnquiryCompletion(e) => format!(
-            "sw={:?} status={}",
-            e.sw_version
-                .as_ref()
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default(),
-            e.terminal_status
-                .map(|s| format!("{s:02X}"))
-                .unwrap_or_default()
-        ),
-        _ => String::new(),
     }
 }
 
@@ -622,7 +572,7 @@ impl World for EmulatedWorld {
             if let Some(c) = self.conn.take() {
                 self.host.handle_close(c, now);
             }
-            self.ecr.reset();
+            self.ecr.session.reset();
             self.printer = protocol::escpos::Parser::new();
             self.rec.push(Channel::Note, "power cut".into());
         }
@@ -636,24 +586,8 @@ impl World for EmulatedWorld {
     }
 
     fn ecr_send(&mut self, apdu: Vec<u8>) -> Result<(), String> {
-        let now = self.now();
-        self.answering_enquiry = apdu.starts_with(&[0x05, 0x01]);
-        let t = self.elapsed_ms();
-        self.rec.raw("ecr-out", t, &crate::redact::zvt(&apdu));
-        self.rec.item(
-            Channel::EcrOut,
-            Item::Zvt {
-                apdu: apdu.clone(),
-                enquiry: false,
-                suffix: String::new(),
-            },
-        );
-        let r = if apdu.starts_with(&[0x06, 0xB0]) {
-            self.ecr.abort(now)
-        } else {
-            self.ecr.start_apdu(apdu, now)
-        };
-        r.map_err(|e| e.to_string())?;
+        let (now, t) = (self.now(), self.elapsed_ms());
+        self.ecr.send(apdu, now, t, &mut self.rec)?;
         self.pump();
         Ok(())
     }
@@ -663,25 +597,18 @@ impl World for EmulatedWorld {
     }
 
     fn ecr_inject(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.rec.push(
-            Channel::Link,
-            format!("{} bytes of noise on the ECR line", bytes.len()),
-        );
+        EcrSide::note_injected(bytes, &mut self.rec);
         self.deliver(Event::EcrBytes(bytes.to_vec()));
         self.pump();
         Ok(())
     }
 
     fn ecr_line_faults(&mut self, f: LineFaults) {
-        self.line.drop_acks += f.drop_acks;
-        self.line.corrupt_frames += f.corrupt_frames;
-        if f.delay_ack.is_some() {
-            self.line.delay_ack = f.delay_ack;
-        }
+        self.ecr.add_faults(f);
     }
 
     fn ecr_disconnect(&mut self) -> Result<(), String> {
-        self.ecr.reset();
+        self.ecr.session.reset();
         self.deliver(Event::EcrDisconnected);
         self.rec
             .push(Channel::Note, "ECR connection dropped".into());
@@ -769,186 +696,6 @@ impl World for EmulatedWorld {
                 }
                 _ => break,
             }
-        }
-    }
-}
-
-/// What the ECR saw, into the observations and the transcript (every rig does the same).
-pub fn observe_ecr_event(
-    ev: EcrEvent,
-    obs: &mut Observed,
-    rec: &mut Recorder,
-    answering_enquiry: bool,
-    ecr: &mut EcrSession,
-) {
-    let render_cmd = |obs: &mut Observed, rec: &mut Recorder, c: &Command, replied: &Reply| {
-        obs.ecr.messages += 1;
-        let bytes = c.to_bytes().unwrap_or_default();
-        let name = render::zvt_name(
-            bytes.first().copied().unwrap_or(0),
-            bytes.get(1).copied().unwrap_or(0),
-        );
-        let enquiry = answering_enquiry && matches!(c, Command::EnquiryCompletion(_));
-        rec.item(
-            Channel::EcrIn,
-            Item::Zvt {
-                apdu: bytes,
-                enquiry,
-                suffix: String::new(),
-            },
-        );
-        match replied {
-            Reply::Ack => {}
-            Reply::Nack(code) => {
-                rec.push(Channel::EcrOut, format!("84 {code:02X} nack (to {name})"))
-            }
-            Reply::Silent => rec.push(Channel::EcrOut, format!("(no answer to {name})")),
-            Reply::Raw(r) => rec.item(
-                Channel::EcrOut,
-                Item::Zvt {
-                    apdu: r.clone(),
-                    enquiry: false,
-                    suffix: format!(" (to {name})"),
-                },
-            ),
-        }
-    };
-    match ev {
-        EcrEvent::Accepted { implicit, .. } => {
-            obs.ecr.accepted = Some(true);
-            if !implicit {
-                rec.push(Channel::EcrIn, "80 00 ack".into());
-            }
-        }
-        EcrEvent::Refused { code, .. } => {
-            obs.ecr.accepted = Some(false);
-            obs.ecr.refused = Some(code);
-            rec.push(Channel::EcrIn, format!("84 {code:02X} nack"));
-        }
-        EcrEvent::NoAnswer { .. } => {
-            obs.ecr.no_answer = true;
-            rec.push(Channel::Note, "ECR: no answer within T3".into());
-        }
-        EcrEvent::Intermediate { status, replied } => {
-            obs.ecr.intermediate = Some(status.status);
-            render_cmd(obs, rec, &Command::IntermediateStatus(status), &replied);
-        }
-        EcrEvent::StatusInfo { info, replied } => {
-            let ext = |tag| {
-                info.tlv
-                    .as_deref()
-                    .and_then(|t| {
-                        protocol::tlv::find(t, protocol::tlv::Tag(tag))
-                            .ok()
-                            .flatten()
-                    })
-                    .map(|t| t.value.to_vec())
-            };
-            obs.ecr.extended_code = ext(0x1F16).map(|v| String::from_utf8_lossy(&v).into_owned());
-            obs.ecr.extended_text = ext(0x1F17).map(|v| String::from_utf8_lossy(&v).into_owned());
-            let c = Command::StatusInformation(info.clone());
-            obs.ecr.last_status = Some(info);
-            render_cmd(obs, rec, &c, &replied);
-        }
-        EcrEvent::PrintLine { line, replied } => {
-            obs.ecr.text.push_str(&String::from_utf8_lossy(&line.text));
-            obs.ecr.text.push('\n');
-            if line.attribute & 0x80 != 0 {
-                obs.ecr.receipts += 1;
-            }
-            render_cmd(obs, rec, &Command::PrintLine(line), &replied);
-        }
-        EcrEvent::PrintBlock { block, replied } => {
-            for l in render::print_block_lines(&block.tlv) {
-                obs.ecr.text.push_str(&l);
-                obs.ecr.text.push('\n');
-            }
-            let text = render::print_block_lines(&block.tlv).join("\n");
-            obs.ecr.messages += 1;
-            obs.ecr.receipts += 1;
-            rec.item(
-                Channel::EcrIn,
-                Item::Receipt {
-                    title: "06 D3 print-text-block".into(),
-                    text,
-                },
-            );
-            if replied != Reply::Ack {
-                rec.push(
-                    Channel::EcrOut,
-                    format!("{replied:?} (to print-text-block)"),
-                );
-            }
-        }
-        EcrEvent::SetDateTime { value, replied } => {
-            render_cmd(obs, rec, &Command::SetDateTime(value), &replied)
-        }
-        EcrEvent::Completed {
-            completion,
-            replied,
-        } => {
-            obs.ecr.completed = true;
-            render_cmd(obs, rec, &Command::Completion(completion), &replied);
-        }
-        EcrEvent::EnquiryCompleted {
-            completion,
-            replied,
-        } => {
-            obs.ecr.completed = true;
-            obs.ecr.sw_version = completion
-                .sw_version
-                .as_ref()
-                .map(|v| String::from_utf8_lossy(v).into_owned());
-            let c = Command::EnquiryCompletion(completion);
-            rec.push(
-                Channel::EcrIn,
-                format!("06 0F completion (status enquiry) {}", describe_enquiry(&c)),
-            );
-            obs.ecr.messages += 1;
-            if replied != Reply::Ack {
-                rec.push(Channel::EcrOut, format!("{replied:?}"));
-            }
-        }
-        EcrEvent::Aborted { abort, replied } => {
-            obs.ecr.aborted = Some(abort.result);
-            if let Ok(Some(c)) = abort.extended_error_code() {
-                obs.ecr.extended_code = Some(String::from_utf8_lossy(c).into_owned());
-            }
-            if let Ok(Some(t)) = abort.extended_error_text() {
-                obs.ecr.extended_text = Some(String::from_utf8_lossy(t).into_owned());
-            }
-            render_cmd(obs, rec, &Command::Abort(abort), &replied);
-        }
-        EcrEvent::OtherMessage { command, replied } => render_cmd(obs, rec, &command, &replied),
-        EcrEvent::Undecodable { apdu, .. } => {
-            rec.push(Channel::EcrIn, format!("undecodable {}", apdu.len()))
-        }
-        EcrEvent::AbortAnswered { code } => {
-            let t = match code {
-                None => "80 00 ack (abort)".to_string(),
-                Some(c) => format!("84 {c:02X} nack (abort)"),
-            };
-            rec.push(Channel::EcrIn, t);
-        }
-        EcrEvent::AbortNoAnswer => rec.push(Channel::Note, "ECR: no answer to 06 B0".into()),
-        EcrEvent::T4Expired => rec.push(Channel::Note, "ECR: T4 expired".into()),
-        EcrEvent::UnexpectedAnswer { .. } => rec.push(Channel::Link, "unexpected answer".into()),
-        EcrEvent::LinkFailed { .. } => rec.push(
-            Channel::Note,
-            "ECR: link failed (no ACK after repeats)".into(),
-        ),
-        EcrEvent::Noise { bytes } => {
-            rec.push(Channel::Link, format!("noise {} bytes", bytes.len()))
-        }
-        EcrEvent::Link(trace) => {
-            let s = format!("{trace:?}");
-            if notable_link_event(&s) {
-                rec.push(Channel::Link, format!("ECR {s}"));
-            }
-        }
-        EcrEvent::TransportBroken(e) => {
-            rec.push(Channel::Note, format!("ECR stream broken: {e}"));
-            ecr.reset();
         }
     }
 }

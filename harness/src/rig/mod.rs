@@ -2,6 +2,7 @@
 //! (`hil-rigs/*.yaml`); the transports and drivers that act on it are code.
 
 pub mod cache;
+pub mod ecr_side;
 pub mod emulated;
 pub mod model;
 pub mod process;

@@ -22,9 +22,10 @@ use protocol::riglink::{
 };
 use protocol::time::{Clock, Instant, WallClock};
 use protocol::zvt::command::CommandKind;
-use protocol::zvt::ecr::{EcrConfig, EcrEvent, EcrSession, Reply, Times};
+use protocol::zvt::ecr::{Reply, Times};
 use protocol::zvt::transport::Transport;
 
+use super::ecr_side::{EcrSide, OnTheLine};
 use super::emulated::{Setup, setup};
 use crate::rig::LoadedRig;
 use crate::rig::model::{LinkMode, Transport as RigTransport};
@@ -107,8 +108,7 @@ pub struct ProcessWorld {
     /// Keeps the slave open so the master never reads EIO while the emulator restarts.
     _pty_slave: Option<serialport::TTYPort>,
     ecr_line: Option<EcrLine>,
-    ecr: EcrSession,
-    line_faults: LineFaults,
+    ecr: EcrSide,
     signals: Option<TcpStream>,
     signals_addr: Option<String>,
     rig: ClientSession,
@@ -117,7 +117,6 @@ pub struct ProcessWorld {
     obs: Observed,
     rec: Recorder,
     printer: protocol::escpos::Parser,
-    answering_enquiry: bool,
     host_down: bool,
     powered_once: bool,
     /// Something happened since this wall instant (for `settle`).
@@ -254,8 +253,7 @@ impl ProcessWorld {
             pty_master,
             _pty_slave: pty_slave,
             ecr_line: None,
-            ecr: EcrSession::new(transport, EcrConfig::default()),
-            line_faults: LineFaults::default(),
+            ecr: EcrSide::new(transport),
             signals: None,
             signals_addr: None,
             rig: ClientSession::new(Duration::from_secs(5), 3),
@@ -264,7 +262,6 @@ impl ProcessWorld {
             obs: Observed::default(),
             rec: Recorder::new(today, ls.scenario.link_events),
             printer: protocol::escpos::Parser::new(),
-            answering_enquiry: false,
             host_down: false,
             powered_once: false,
             last_activity: std::time::Instant::now(),
@@ -400,7 +397,7 @@ impl ProcessWorld {
     }
 
     fn deadline_wall(&self) -> Option<std::time::Instant> {
-        let d = [self.ecr.poll_timeout(), self.rig.poll_timeout()]
+        let d = [self.ecr.session.poll_timeout(), self.rig.poll_timeout()]
             .into_iter()
             .flatten()
             .min()?;
@@ -425,8 +422,8 @@ impl ProcessWorld {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = self.now();
-            if self.ecr.poll_timeout().is_some_and(|d| d <= now) {
-                self.ecr.handle_timeout(now);
+            if self.ecr.session.poll_timeout().is_some_and(|d| d <= now) {
+                self.ecr.session.handle_timeout(now);
             }
             if self.rig.poll_timeout().is_some_and(|d| d <= now) {
                 self.rig.handle_timeout(now);
@@ -438,12 +435,11 @@ impl ProcessWorld {
     /// Sends what the sessions want to send, handles what they learned, syncs the host log.
     fn flush(&mut self) {
         let now = self.now();
-        while let Some(b) = self.ecr.poll_transmit(now) {
+        while let Some(b) = self.ecr.session.poll_transmit(now) {
             self.ecr_write(b);
         }
-        while let Some(ev) = self.ecr.poll_event() {
+        if self.ecr.observe(&mut self.obs, &mut self.rec) {
             self.touch();
-            self.on_ecr_event(ev);
         }
         while let Some(line) = self.rig.poll_transmit() {
             if let Some(s) = self.signals.as_mut() {
@@ -460,23 +456,15 @@ impl ProcessWorld {
         self.last_activity = std::time::Instant::now();
     }
 
-    fn ecr_write(&mut self, mut b: Vec<u8>) {
-        let is_ack = b == [0x06];
-        if is_ack && self.line_faults.drop_acks > 0 {
-            self.line_faults.drop_acks -= 1;
-            self.rec.push(Channel::Link, "ECR ACK dropped".into());
-            return;
-        }
-        if b.starts_with(&[0x10, 0x02]) && self.line_faults.corrupt_frames > 0 && b.len() > 4 {
-            self.line_faults.corrupt_frames -= 1;
-            let mid = b.len() / 2;
-            b[mid] ^= 0x01;
-            self.rec
-                .push(Channel::Link, "ECR frame corrupted on the line".into());
-        }
-        if is_ack && let Some(d) = self.line_faults.delay_ack.take() {
-            std::thread::sleep(self.wall(d));
-        }
+    fn ecr_write(&mut self, b: Vec<u8>) {
+        let b = match self.ecr.on_the_line(b, &mut self.rec) {
+            OnTheLine::Lost => return,
+            OnTheLine::Now(b) => b,
+            OnTheLine::After(d, b) => {
+                std::thread::sleep(self.wall(d));
+                b
+            }
+        };
         let t = self.now().as_millis() - self.start.as_millis();
         if b.len() > 1 {
             self.rec.raw("ecr-out-line", t, &crate::redact::zvt(&b));
@@ -495,7 +483,7 @@ impl ProcessWorld {
                 self.touch();
                 let t = now.as_millis() - self.start.as_millis();
                 self.rec.raw("ecr-in", t, &b);
-                self.ecr.handle_input(&b, now);
+                self.ecr.session.handle_input(&b, now);
             }
             Ev::EcrClosed => {
                 if matches!(self.ecr_line, Some(EcrLine::Tcp(_))) {
@@ -603,17 +591,6 @@ impl ProcessWorld {
             };
             self.rec.item(ch, item);
         }
-    }
-
-    fn on_ecr_event(&mut self, ev: EcrEvent) {
-        // The same observations and transcript entries as the emulated rig.
-        super::emulated::observe_ecr_event(
-            ev,
-            &mut self.obs,
-            &mut self.rec,
-            self.answering_enquiry,
-            &mut self.ecr,
-        );
     }
 
     /// Sends a rig-link request and waits for its reply.
@@ -755,7 +732,7 @@ impl World for ProcessWorld {
             self.kill();
             self.obs.powered = false;
             self.obs.display.clear();
-            self.ecr.reset();
+            self.ecr.session.reset();
             self.printer = protocol::escpos::Parser::new();
             self.rec.push(Channel::Note, "power cut".into());
             Ok(())
@@ -783,23 +760,8 @@ impl World for ProcessWorld {
     fn ecr_send(&mut self, apdu: Vec<u8>) -> Result<(), String> {
         self.ecr_connect()?;
         let now = self.now();
-        self.answering_enquiry = apdu.starts_with(&[0x05, 0x01]);
         let t = now.as_millis() - self.start.as_millis();
-        self.rec.raw("ecr-out", t, &crate::redact::zvt(&apdu));
-        self.rec.item(
-            Channel::EcrOut,
-            Item::Zvt {
-                apdu: apdu.clone(),
-                enquiry: false,
-                suffix: String::new(),
-            },
-        );
-        let r = if apdu.starts_with(&[0x06, 0xB0]) {
-            self.ecr.abort(now)
-        } else {
-            self.ecr.start_apdu(apdu, now)
-        };
-        r.map_err(|e| e.to_string())?;
+        self.ecr.send(apdu, now, t, &mut self.rec)?;
         self.flush();
         Ok(())
     }
@@ -809,10 +771,7 @@ impl World for ProcessWorld {
     }
 
     fn ecr_inject(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.rec.push(
-            Channel::Link,
-            format!("{} bytes of noise on the ECR line", bytes.len()),
-        );
+        EcrSide::note_injected(bytes, &mut self.rec);
         self.ecr_connect()?;
         if let Some(l) = self.ecr_line.as_mut() {
             l.write(bytes).map_err(|e| e.to_string())?;
@@ -826,18 +785,14 @@ impl World for ProcessWorld {
     }
 
     fn ecr_line_faults(&mut self, f: LineFaults) {
-        self.line_faults.drop_acks += f.drop_acks;
-        self.line_faults.corrupt_frames += f.corrupt_frames;
-        if f.delay_ack.is_some() {
-            self.line_faults.delay_ack = f.delay_ack;
-        }
+        self.ecr.add_faults(f);
     }
 
     fn ecr_disconnect(&mut self) -> Result<(), String> {
         if let Some(EcrLine::Tcp(s)) = self.ecr_line.take() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
-        self.ecr.reset();
+        self.ecr.session.reset();
         self.rec
             .push(Channel::Note, "ECR connection dropped".into());
         Ok(())
