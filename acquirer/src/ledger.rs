@@ -68,6 +68,41 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record of `req` with no fee, surcharge, original or refunds yet; callers set those.
+    fn of_request(
+        id: u64,
+        kind: TxnType,
+        status: Status,
+        req: &Request,
+        (rrn, auth_code): (String, String),
+        pan_hash: PanHash,
+    ) -> Record {
+        let zero = Money::zero(req.amount.currency());
+        Record {
+            id,
+            terminal_id: req.terminal_id.clone(),
+            merchant_id: req.merchant_id.clone(),
+            kind,
+            status,
+            batch: req.batch,
+            stan: req.stan,
+            local_date: req.local_date.clone(),
+            at: req.at,
+            rrn,
+            auth_code,
+            amount: req.amount,
+            surcharge: None,
+            surcharge_refundable: true,
+            pan_masked: req.pan.as_ref().map(|p| p.masked()).unwrap_or_default(),
+            pan_hash,
+            original: None,
+            fee: zero,
+            refunded: zero,
+            fee_returned: zero,
+            settled: false,
+        }
+    }
+
     /// What can be refunded of a sale at most: its amount, less a non-refundable surcharge.
     pub fn refundable(&self) -> Money {
         match (self.surcharge, self.surcharge_refundable) {
@@ -321,27 +356,18 @@ impl Ledger {
         let (id, rrn, auth) = self.assign();
         let fee = fees.fee_on_sale(req.amount);
         let rec = Record {
-            id,
-            terminal_id: req.terminal_id.clone(),
-            merchant_id: req.merchant_id.clone(),
-            kind: TxnType::Sale,
-            status: Status::Approved,
-            batch: req.batch,
-            stan: req.stan,
-            local_date: req.local_date.clone(),
-            at: req.at,
-            rrn: rrn.clone(),
-            auth_code: auth.clone(),
-            amount: req.amount,
             surcharge,
             surcharge_refundable,
             pan_masked: pan.masked(),
-            pan_hash: self.hash(pan),
-            original: None,
             fee,
-            refunded: Money::zero(req.amount.currency()),
-            fee_returned: Money::zero(req.amount.currency()),
-            settled: false,
+            ..Record::of_request(
+                id,
+                TxnType::Sale,
+                Status::Approved,
+                req,
+                (rrn.clone(), auth.clone()),
+                self.hash(pan),
+            )
         };
         self.records.push(rec);
         Decision::Approved {
@@ -368,27 +394,15 @@ impl Ledger {
             .map(|p| self.hash(p))
             .unwrap_or(PanHash([0; 32]));
         self.records.push(Record {
-            id,
-            terminal_id: req.terminal_id.clone(),
-            merchant_id: req.merchant_id.clone(),
-            kind,
-            status: Status::Declined(code.to_string()),
-            batch: req.batch,
-            stan: req.stan,
-            local_date: req.local_date.clone(),
-            at: req.at,
-            rrn,
-            auth_code: String::new(),
-            amount: req.amount,
-            surcharge: None,
-            surcharge_refundable: true,
-            pan_masked: req.pan.as_ref().map(|p| p.masked()).unwrap_or_default(),
-            pan_hash,
             original,
-            fee: Money::zero(req.amount.currency()),
-            refunded: Money::zero(req.amount.currency()),
-            fee_returned: Money::zero(req.amount.currency()),
-            settled: false,
+            ..Record::of_request(
+                id,
+                kind,
+                Status::Declined(code.to_string()),
+                req,
+                (rrn, String::new()),
+                pan_hash,
+            )
         });
         id
     }
@@ -457,34 +471,21 @@ impl Ledger {
             .as_ref()
             .map(|p| self.hash(p))
             .unwrap_or(PanHash([0; 32]));
-        let cur = req.amount.currency();
         if kind == TxnType::Void
             && let Some(o) = original.and_then(|o| self.record_mut(o))
         {
             o.status = Status::Voided;
         }
         self.records.push(Record {
-            id,
-            terminal_id: req.terminal_id.clone(),
-            merchant_id: req.merchant_id.clone(),
-            kind,
-            status: Status::Approved,
-            batch: req.batch,
-            stan: req.stan,
-            local_date: req.local_date.clone(),
-            at: req.at,
-            rrn: rrn.clone(),
-            auth_code: auth.clone(),
-            amount: req.amount,
-            surcharge: None,
-            surcharge_refundable: true,
-            pan_masked: req.pan.as_ref().map(|p| p.masked()).unwrap_or_default(),
-            pan_hash,
             original,
-            fee: Money::zero(cur),
-            refunded: Money::zero(cur),
-            fee_returned: Money::zero(cur),
-            settled: false,
+            ..Record::of_request(
+                id,
+                kind,
+                Status::Approved,
+                req,
+                (rrn.clone(), auth.clone()),
+                pan_hash,
+            )
         });
         (id, rrn, auth)
     }
@@ -555,29 +556,18 @@ impl Ledger {
         if let Some(o) = self.record_mut(orig_id) {
             o.status = Status::Voided;
         }
-        let cur = req.amount.currency();
         self.records.push(Record {
-            id,
-            terminal_id: req.terminal_id.clone(),
-            merchant_id: req.merchant_id.clone(),
-            kind: TxnType::Void,
-            status: Status::Approved,
-            batch: req.batch,
-            stan: req.stan,
-            local_date: req.local_date.clone(),
-            at: req.at,
-            rrn: rrn.clone(),
-            auth_code: auth.clone(),
-            amount: req.amount,
-            surcharge: None,
-            surcharge_refundable: true,
             pan_masked: orig.pan_masked.clone(),
-            pan_hash: orig.pan_hash,
             original: Some(orig_id),
             fee: orig.fee,
-            refunded: Money::zero(cur),
-            fee_returned: Money::zero(cur),
-            settled: false,
+            ..Record::of_request(
+                id,
+                TxnType::Void,
+                Status::Approved,
+                req,
+                (rrn.clone(), auth.clone()),
+                orig.pan_hash,
+            )
         });
         Decision::Approved {
             record: id,
@@ -628,29 +618,18 @@ impl Ledger {
                 .checked_add(fee_back)
                 .unwrap_or(o.fee_returned);
         }
-        let cur = req.amount.currency();
         self.records.push(Record {
-            id,
-            terminal_id: req.terminal_id.clone(),
-            merchant_id: req.merchant_id.clone(),
-            kind: TxnType::Refund,
-            status: Status::Approved,
-            batch: req.batch,
-            stan: req.stan,
-            local_date: req.local_date.clone(),
-            at: req.at,
-            rrn: rrn.clone(),
-            auth_code: auth.clone(),
-            amount: req.amount,
-            surcharge: None,
-            surcharge_refundable: true,
             pan_masked: orig.pan_masked.clone(),
-            pan_hash: orig.pan_hash,
             original: Some(orig_id),
             fee: fee_back,
-            refunded: Money::zero(cur),
-            fee_returned: Money::zero(cur),
-            settled: false,
+            ..Record::of_request(
+                id,
+                TxnType::Refund,
+                Status::Approved,
+                req,
+                (rrn.clone(), auth.clone()),
+                orig.pan_hash,
+            )
         });
         Decision::Approved {
             record: id,
