@@ -419,6 +419,110 @@ async fn refused_connection_is_not_sent() {
     assert!(j.pending.is_empty(), "not sent: the reversal record goes");
 }
 
+/// A loopback address where a connect hangs: a listener with a backlog of 1 that never
+/// accepts. Once its accept queue is full, Linux drops further SYNs (the client retries until
+/// its own timeout). The queue is filled until a probe connect does not complete, so the
+/// returned address is known to hang; the listener and the held connections must stay alive.
+async fn unanswered_listener() -> (
+    tokio::net::TcpListener,
+    Vec<TcpStream>,
+    std::net::SocketAddr,
+) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        // A loopback connect to a listener with room completes at once; one still pending
+        // after half a second had its SYN dropped.
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => held.push(s),
+            Ok(Err(e)) => panic!("connect {addr}: {e}"),
+            Err(_) => return (listener, held, addr),
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
+}
+
+fn display_of(r: Option<Report>) -> Vec<String> {
+    match r {
+        Some(Report::Display { lines }) => lines,
+        other => panic!("not a display: {other:?}"),
+    }
+}
+
+/// The acquirer's address takes no connection (SYNs dropped): while the terminal's connect
+/// hangs, the terminal is live — the rig link answers, the ECR's 06 B0 is answered (refused:
+/// the host is being contacted) — and the refund is still PROCESSING after all of it. When the
+/// connect gives up at the host timeout nothing has left: "not sent", as with a refused
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_connect_keeps_the_terminal_live_and_ends_not_sent() {
+    let mut spec = Spec::new("zvt-en-eur.yaml");
+    spec.journal = Some("eur-open-batch.yaml");
+    spec.signed_on = true;
+    // The 60 s host timeout in 6 s of wall time: ample for what is checked meanwhile.
+    spec.scale = 10.0;
+    let (_listener, _held, addr) = unanswered_listener().await;
+    spec.host_override = Some(format!("tcp://{addr}"));
+    let w = setup(&spec).await;
+    let emu = start(&w, &spec).await;
+    let mut rig = Rig::connect(emu.signals_addr.unwrap()).await;
+    let mut ecr = Ecr::tcp(emu.ecr_addr.unwrap()).await;
+    ecr.start(&eur_refund(1000)).await;
+    let evs = ecr.until(|e| matches!(e, EcrEvent::Accepted { .. })).await;
+    assert!(
+        matches!(evs.last(), Some(EcrEvent::Accepted { .. })),
+        "{evs:?}"
+    );
+    rig.wait_display("SWIPE/INSERT/TAP").await;
+    // The request is framed and the connect starts: the terminal shows PROCESSING.
+    rig.ok("CARD INSERT visa_credit_01").await;
+    let shown = display_of(rig.ok("GET DISPLAY").await);
+    assert!(shown.iter().any(|l| l.contains("PROCESSING")), "{shown:?}");
+
+    // The ECR port is served: 06 B0 answered 84 83 (the host is being contacted).
+    ecr.abort().await;
+    let evs = ecr
+        .until(|e| {
+            matches!(e, EcrEvent::AbortAnswered { .. } | EcrEvent::AbortNoAnswer) || is_end(e)
+        })
+        .await;
+    assert_eq!(
+        evs.last(),
+        Some(&EcrEvent::AbortAnswered { code: Some(0x83) }),
+        "{evs:?}"
+    );
+    // The rig link too: keys are taken (and ignored while processing), the LEDs read back.
+    rig.ok("KEY 5").await;
+    assert!(matches!(rig.ok("GET LEDS").await, Some(Report::Leds(_))));
+    // All of that while the connect still hangs: the refund has not ended.
+    let shown = display_of(rig.ok("GET DISPLAY").await);
+    assert!(
+        shown.iter().any(|l| l.contains("PROCESSING")),
+        "the refund ended while the ECR and the rig link were being served: {shown:?}"
+    );
+
+    // The connect gives up at the host timeout: nothing left.
+    let evs = ecr.until(is_end).await;
+    // 06 1E with A3 "no connection".
+    assert!(
+        matches!(evs.last(), Some(EcrEvent::Aborted { abort, .. }) if abort.result == 0xA3),
+        "{evs:?}"
+    );
+    rig.wait_display("COMMS FAILED").await;
+    emu.stop().await;
+    let j = w.journal();
+    assert_eq!(refunds(&j)[0].outcome, Outcome::NotSent);
+    assert!(j.pending.is_empty(), "not sent: the reversal record goes");
+}
+
 /// POWER OFF while the request is out (the acquirer holds its reply): the core and its RAM go,
 /// the journal stays; POWER ON sends the reversal before anything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

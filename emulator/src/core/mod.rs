@@ -214,6 +214,12 @@ impl Terminal {
         .min()
     }
 
+    /// When the host request in flight times out, if one is. A driver whose connect is still
+    /// under way at this instant knows the request never left.
+    pub fn host_deadline(&self) -> Option<Instant> {
+        self.host.deadline()
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now.max(self.now);
         self.pt.handle_timeout(self.now);

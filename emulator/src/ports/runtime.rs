@@ -4,8 +4,11 @@
 //! in order — a `Journal` op is committed to SQLite (and `commit` returns) before the next
 //! output is looked at, so "the reversal record before the request" holds on the wire — then
 //! answers what the rig link asked, then waits for whichever comes first: ECR bytes, a rig-link
-//! line, host bytes, the core's next deadline (its instant turned into wall time with
-//! [`WallClock::wall_until`]) or the next key of a `KEYS`. Stopping (Ctrl-C, SIGTERM, the
+//! line, host bytes or the end of a connect to the acquirer, the core's next deadline (its
+//! instant turned into wall time with [`WallClock::wall_until`]) or the next key of a `KEYS`.
+//! A connect never blocks the loop: the request waits in the host link while the ECR, the rig
+//! link and the timers are served; it is written once the connection is there, and if the
+//! request's host timeout comes first it was not sent. Stopping (Ctrl-C, SIGTERM, the
 //! `stop` future) is only looked at between turns, so the journal is never left between an op
 //! and the output that depends on it.
 //!
@@ -183,6 +186,17 @@ impl Emulator {
                     tracing::info!("host link closed: {why}");
                     self.deliver(Event::HostClosed);
                 }
+                Wake::Host(HostIn::Connected(queued)) => {
+                    for b in queued {
+                        self.host_send(b).await;
+                    }
+                }
+                Wake::Host(HostIn::ConnectFailed { why, queued }) => {
+                    tracing::warn!("host link: nothing sent: {why}");
+                    for _ in 0..queued {
+                        self.deliver(Event::HostSendFailed);
+                    }
+                }
                 Wake::Ecr(e) => self.on_ecr(e),
                 Wake::Signals(SigIn::Connected { peer, replaced }) => {
                     self.keys = None;
@@ -202,6 +216,24 @@ impl Emulator {
                 Wake::Signals(SigIn::Input | SigIn::Nothing) => {}
                 Wake::CoreTimer => {
                     let now = self.clock.now();
+                    // The request's host timeout came before its connection: no byte of it
+                    // left, so it is "not sent" (not an unknown outcome).
+                    if self.host.is_connecting()
+                        && self
+                            .term
+                            .as_ref()
+                            .and_then(Terminal::host_deadline)
+                            .is_some_and(|d| d <= now)
+                    {
+                        let n = self.host.abandon_connect("the host timeout came first");
+                        tracing::warn!(
+                            "host link: nothing sent: no connection to {} before the host timeout",
+                            self.host.address()
+                        );
+                        for _ in 0..n {
+                            self.deliver(Event::HostSendFailed);
+                        }
+                    }
                     if let Some(t) = self.term.as_mut() {
                         t.handle_timeout(now);
                     }
@@ -277,26 +309,7 @@ impl Emulator {
                     failpoints::hit(AFTER_REVERSAL_RECORD);
                 }
             }
-            Output::HostBytes(b) => {
-                let timeout = self
-                    .clock
-                    .wall_until(self.clock.now() + self.cfg.profile.host_timeout())
-                    .max(Duration::from_millis(100));
-                match self.host.send(&b, timeout).await {
-                    SendOutcome::Sent => {
-                        tracing::debug!("host link: {} bytes out", b.len());
-                        failpoints::hit(AFTER_REQUEST_SENT);
-                    }
-                    SendOutcome::NotSent(why) => {
-                        tracing::warn!("host link: nothing sent: {why}");
-                        self.deliver(Event::HostSendFailed);
-                    }
-                    SendOutcome::Broken(why) => {
-                        tracing::warn!("host link broke while sending: {why}");
-                        self.deliver(Event::HostClosed);
-                    }
-                }
-            }
+            Output::HostBytes(b) => self.host_send(b).await,
             Output::EcrBytes(b) => {
                 if let Err(why) = self.ecr.write(&b).await {
                     tracing::info!("ecr: connection lost while writing: {why}");
@@ -323,6 +336,36 @@ impl Emulator {
             Output::Link(trace) => tracing::debug!(target: "zvt_link", "{trace}"),
         }
         Ok(())
+    }
+
+    /// Hands one framed message to the host link and tells the core what became of it; while
+    /// a connect is under way the message waits for it (see `Wake::Host`).
+    async fn host_send(&mut self, b: Vec<u8>) {
+        let timeout = self
+            .clock
+            .wall_until(self.clock.now() + self.cfg.profile.host_timeout())
+            .max(Duration::from_millis(100));
+        match self.host.send(&b, timeout).await {
+            SendOutcome::Sent => {
+                tracing::debug!("host link: {} bytes out", b.len());
+                failpoints::hit(AFTER_REQUEST_SENT);
+            }
+            SendOutcome::Connecting => {
+                tracing::debug!(
+                    "host link: connecting to {}; {} bytes wait",
+                    self.host.address(),
+                    b.len()
+                );
+            }
+            SendOutcome::NotSent(why) => {
+                tracing::warn!("host link: nothing sent: {why}");
+                self.deliver(Event::HostSendFailed);
+            }
+            SendOutcome::Broken(why) => {
+                tracing::warn!("host link broke while sending: {why}");
+                self.deliver(Event::HostClosed);
+            }
+        }
     }
 
     fn power_on(&mut self) -> Result<(), RunError> {

@@ -310,6 +310,12 @@ impl Ecr {
         self.flush().await;
     }
 
+    /// 06 B0 while the PT is master; its answer comes as [`EcrEvent::AbortAnswered`].
+    pub async fn abort(&mut self) {
+        self.s.abort(self.clock.now()).unwrap();
+        self.flush().await;
+    }
+
     pub async fn write_raw(&mut self, b: &[u8]) {
         self.io.write_all(b).await.unwrap();
     }
