@@ -30,6 +30,9 @@ pub struct EcrSide {
     /// The command in progress is a status enquiry (05 01): its 06 0F renders as such.
     answering_enquiry: bool,
     faults: LineFaults,
+    /// The terminal owes the next message of a stream without waiting for anyone: a 04 0F or
+    /// a print line that is not a receipt's last was acknowledged.
+    owed: bool,
 }
 
 impl EcrSide {
@@ -38,6 +41,7 @@ impl EcrSide {
             session: EcrSession::new(transport, EcrConfig::default()),
             answering_enquiry: false,
             faults: LineFaults::default(),
+            owed: false,
         }
     }
 
@@ -115,9 +119,32 @@ impl EcrSide {
         let mut any = false;
         while let Some(ev) = self.session.poll_event() {
             any = true;
+            self.owed = match &ev {
+                EcrEvent::StatusInfo { replied, .. } | EcrEvent::PrintBlock { replied, .. } => {
+                    *replied == Reply::Ack
+                }
+                EcrEvent::PrintLine { line, replied } => {
+                    *replied == Reply::Ack && line.attribute & 0x80 == 0
+                }
+                EcrEvent::Link(_) => self.owed,
+                _ => false,
+            };
             observe_ecr_event(ev, obs, rec, self.answering_enquiry, &mut self.session);
         }
         any
+    }
+
+    /// The terminal is in the middle of a stream it sends on its own (a result and its
+    /// receipt lines): a wall-clock rig does not call a step quiet while it lasts, however
+    /// the machine's scheduling spaces the messages out.
+    pub fn owes_more(&self) -> bool {
+        self.owed
+    }
+
+    /// The ECR link was reset (power cut, connection dropped): nothing is owed any more.
+    pub fn reset(&mut self) {
+        self.session.reset();
+        self.owed = false;
     }
 }
 

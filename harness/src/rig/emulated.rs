@@ -446,7 +446,7 @@ impl EmulatedWorld {
         if let Some(c) = self.conn.take() {
             self.host.handle_close(c, now);
         }
-        self.ecr.session.reset();
+        self.ecr.reset();
         self.printer = protocol::escpos::Parser::new();
         self.rec.push(Channel::Note, format!("power cut at {at}"));
     }
@@ -572,7 +572,7 @@ impl World for EmulatedWorld {
             if let Some(c) = self.conn.take() {
                 self.host.handle_close(c, now);
             }
-            self.ecr.session.reset();
+            self.ecr.reset();
             self.printer = protocol::escpos::Parser::new();
             self.rec.push(Channel::Note, "power cut".into());
         }
@@ -608,7 +608,7 @@ impl World for EmulatedWorld {
     }
 
     fn ecr_disconnect(&mut self) -> Result<(), String> {
-        self.ecr.session.reset();
+        self.ecr.reset();
         self.deliver(Event::EcrDisconnected);
         self.rec
             .push(Channel::Note, "ECR connection dropped".into());

@@ -620,8 +620,14 @@ impl ProcessWorld {
         let cap = std::time::Instant::now() + Duration::from_secs(10);
         self.touch();
         loop {
+            let now = std::time::Instant::now();
+            if self.ecr.owes_more() && now < cap {
+                // A stream of receipt lines is not over because the machine paused.
+                self.pump_until((now + quiet).min(cap));
+                continue;
+            }
             let until = (self.last_activity + quiet).min(cap);
-            if std::time::Instant::now() >= until {
+            if now >= until {
                 break;
             }
             self.pump_until(until);
@@ -732,7 +738,7 @@ impl World for ProcessWorld {
             self.kill();
             self.obs.powered = false;
             self.obs.display.clear();
-            self.ecr.session.reset();
+            self.ecr.reset();
             self.printer = protocol::escpos::Parser::new();
             self.rec.push(Channel::Note, "power cut".into());
             Ok(())
@@ -792,7 +798,7 @@ impl World for ProcessWorld {
         if let Some(EcrLine::Tcp(s)) = self.ecr_line.take() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
-        self.ecr.session.reset();
+        self.ecr.reset();
         self.rec
             .push(Channel::Note, "ECR connection dropped".into());
         Ok(())

@@ -382,9 +382,9 @@ fn run_step<W: World>(
                         FailureKind::Timeout,
                     ));
                 }
-            } else {
-                w.settle();
             }
+            // What the command sets going on its own (a result, receipt lines) belongs to it.
+            w.settle();
         }
         Step::EcrReply(r) => {
             let kind = match r.to.as_str() {
