@@ -407,7 +407,12 @@ async fn refused_connection_is_not_sent() {
     rig.wait_display("SWIPE/INSERT/TAP").await;
     rig.ok("CARD INSERT visa_credit_01").await;
     let evs = driver.await.unwrap();
-    // 06 1E with A3 "no connection".
+    ended_not_sent(&evs, &mut rig, emu, &w).await;
+}
+
+/// The refund ended "not sent": 06 1E A3 (no connection) to the ECR, COMMS FAILED on the
+/// display, the record NotSent and no reversal record left.
+async fn ended_not_sent(evs: &[EcrEvent], rig: &mut Rig, emu: Running, w: &Setup) {
     assert!(
         matches!(evs.last(), Some(EcrEvent::Aborted { abort, .. }) if abort.result == 0xA3),
         "{evs:?}"
@@ -511,16 +516,7 @@ async fn hanging_connect_keeps_the_terminal_live_and_ends_not_sent() {
 
     // The connect gives up at the host timeout: nothing left.
     let evs = ecr.until(is_end).await;
-    // 06 1E with A3 "no connection".
-    assert!(
-        matches!(evs.last(), Some(EcrEvent::Aborted { abort, .. }) if abort.result == 0xA3),
-        "{evs:?}"
-    );
-    rig.wait_display("COMMS FAILED").await;
-    emu.stop().await;
-    let j = w.journal();
-    assert_eq!(refunds(&j)[0].outcome, Outcome::NotSent);
-    assert!(j.pending.is_empty(), "not sent: the reversal record goes");
+    ended_not_sent(&evs, &mut rig, emu, &w).await;
 }
 
 /// POWER OFF while the request is out (the acquirer holds its reply): the core and its RAM go,
