@@ -409,31 +409,8 @@ impl EmulatedWorld {
         if self.host_seen >= log.len() {
             return;
         }
-        let new: Vec<acquirer::log::Exchange> = log[self.host_seen..].to_vec();
-        self.host_seen = log.len();
-        for x in new {
-            let ch = match x.direction {
-                acquirer::log::Direction::In => Channel::HostIn,
-                acquirer::log::Direction::Out => Channel::HostOut,
-            };
-            let item = match &x.mti {
-                Some(m) => Item::Iso {
-                    mti: m.clone(),
-                    fields: x.fields.clone(),
-                    note: x.note.clone(),
-                },
-                None => match &x.note {
-                    // Connection events are not behaviour of the terminal; keep the transcript
-                    // to messages and problems.
-                    Some(n) if n.contains("connected") || n.contains("closed by the terminal") => {
-                        continue;
-                    }
-                    Some(n) => Item::Text(format!("[{n}]")),
-                    None => continue,
-                },
-            };
-            self.rec.item(ch, item);
-        }
+        let seen = std::mem::replace(&mut self.host_seen, log.len());
+        self.rec.host_exchanges(log.get(seen..).unwrap_or_default());
     }
 
     /// A power cut now: the core and its RAM state are gone, the journal stays as committed.

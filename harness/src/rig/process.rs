@@ -566,31 +566,10 @@ impl ProcessWorld {
         if self.host_seen >= log.len() {
             return;
         }
-        let new: Vec<acquirer::log::Exchange> = log[self.host_seen..].to_vec();
-        self.host_seen = log.len();
+        let seen = std::mem::replace(&mut self.host_seen, log.len());
+        self.rec.host_exchanges(log.get(seen..).unwrap_or_default());
         drop(host);
         self.touch();
-        for x in new {
-            let ch = match x.direction {
-                acquirer::log::Direction::In => Channel::HostIn,
-                acquirer::log::Direction::Out => Channel::HostOut,
-            };
-            let item = match &x.mti {
-                Some(m) => Item::Iso {
-                    mti: m.clone(),
-                    fields: x.fields.clone(),
-                    note: x.note.clone(),
-                },
-                None => match &x.note {
-                    Some(n) if n.contains("connected") || n.contains("closed by the terminal") => {
-                        continue;
-                    }
-                    Some(n) => Item::Text(format!("[{n}]")),
-                    None => continue,
-                },
-            };
-            self.rec.item(ch, item);
-        }
     }
 
     /// Sends a rig-link request and waits for its reply.

@@ -112,6 +112,32 @@ impl Recorder {
         }
         self.transcript.push(ch, item);
     }
+    /// What the acquirer received and sent (its log, PANs already masked), as transcript
+    /// entries. Connection events are not behaviour of the terminal: only messages and
+    /// problems are kept.
+    pub fn host_exchanges(&mut self, log: &[acquirer::log::Exchange]) {
+        for x in log {
+            let ch = match x.direction {
+                acquirer::log::Direction::In => Channel::HostIn,
+                acquirer::log::Direction::Out => Channel::HostOut,
+            };
+            let item = match (&x.mti, &x.note) {
+                (Some(m), note) => Item::Iso {
+                    mti: m.clone(),
+                    fields: x.fields.clone(),
+                    note: note.clone(),
+                },
+                (None, Some(n))
+                    if n.contains("connected") || n.contains("closed by the terminal") =>
+                {
+                    continue;
+                }
+                (None, Some(n)) => Item::Text(format!("[{n}]")),
+                (None, None) => continue,
+            };
+            self.item(ch, item);
+        }
+    }
     pub fn raw(&mut self, channel: &'static str, t: i64, bytes: &[u8]) {
         self.raw
             .entry(channel)
