@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// Compare only; write no `.snap.new` (CI).
     #[arg(long)]
     pub check_snapshots: bool,
+    /// Judge by expectations only, comparing no snapshot (a terminal's first run on the bench,
+    /// before its transcripts are reviewed and accepted).
+    #[arg(long, conflicts_with_all = ["accept", "check_snapshots"])]
+    pub no_snapshots: bool,
     /// Stop at the first failing scenario or bad file.
     #[arg(long)]
     pub fail_fast: bool,
@@ -125,7 +129,7 @@ pub fn check(paths: &[PathBuf], rig: Option<&Path>) -> u8 {
 }
 
 pub fn run(args: RunArgs) -> u8 {
-    let rig = match &args.rig {
+    let mut rig = match &args.rig {
         Some(p) => match load_rig(p) {
             Ok(r) => r,
             Err(e) => {
@@ -135,6 +139,27 @@ pub fn run(args: RunArgs) -> u8 {
         },
         None => LoadedRig::emulated(),
     };
+    if args.unattended {
+        rig = rig.unattended();
+    }
+    let mut jobs = args.jobs;
+    if rig.file.kind == crate::rig::RigKind::Terminal {
+        // One terminal on the bench: one scenario at a time, and it must be there.
+        jobs = 1;
+        let listen = crate::rig::terminal::acquirer_listen(&rig);
+        if listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+        {
+            eprintln!(
+                "posrig: warning: the acquirer listens on {listen}, not loopback: anyone on that network can reach this test host"
+            );
+        }
+        if let Err(e) = crate::rig::terminal::preflight(&rig) {
+            eprintln!("posrig: rig {}: {e}", rig.name());
+            return 2;
+        }
+    }
     let partition = match args.partition.as_deref().map(Partition::parse).transpose() {
         Ok(p) => p,
         Err(e) => {
@@ -162,7 +187,9 @@ pub fn run(args: RunArgs) -> u8 {
         partition,
     };
     let chosen: Vec<_> = loaded.into_iter().filter(|s| sel.includes(s)).collect();
-    let mode = if args.accept {
+    let mode = if args.no_snapshots {
+        SnapshotMode::Ignore
+    } else if args.accept {
         SnapshotMode::Accept
     } else if args.check_snapshots {
         SnapshotMode::Check
@@ -211,7 +238,7 @@ pub fn run(args: RunArgs) -> u8 {
         }
         out
     } else {
-        suite::run_all(&chosen, &rig, mode, &workspace, args.jobs, &report_line)
+        suite::run_all(&chosen, &rig, mode, &workspace, jobs, &report_line)
     };
     if let Some(b) = &bar {
         b.finish_and_clear();

@@ -6,5 +6,6 @@ pub mod ecr_side;
 pub mod emulated;
 pub mod model;
 pub mod process;
+pub mod terminal;
 
 pub use model::{LoadedRig, RigKind, load_rig};

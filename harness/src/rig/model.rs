@@ -143,6 +143,17 @@ pub struct PowerControl {
     pub off: String,
     /// Shell command that restores it.
     pub on: String,
+    /// How long the terminal may take to answer again after `on`.
+    #[serde(default = "default_boot_timeout_s")]
+    pub boot_timeout_s: u64,
+}
+
+fn default_boot_timeout_s() -> u64 {
+    60
+}
+
+fn default_operator_timeout_s() -> u64 {
+    120
 }
 
 #[derive(Clone, Debug, Deserialize, Default)]
@@ -181,8 +192,16 @@ pub struct RigFile {
     #[serde(default)]
     pub capabilities: Vec<Spanned<String>>,
     /// Snapshot suffix; real terminals default to their name, emulators share snapshots.
+    /// `""` shares the emulator's snapshots (a `kind: terminal` rig pointed at `posrig emulate`).
     #[serde(default)]
     pub snapshot_suffix: Option<String>,
+    /// A step is over once the terminal has been quiet this long (wall time); default one
+    /// second of the terminal's time. A fast terminal (`posrig emulate`) can use less.
+    #[serde(default)]
+    pub quiet_ms: Option<u64>,
+    /// Attended mode: how long the operator has to do what the console asks.
+    #[serde(default = "default_operator_timeout_s")]
+    pub operator_timeout_s: u64,
 }
 
 /// A rig file, validated, with the capabilities it provides.
@@ -191,6 +210,8 @@ pub struct LoadedRig {
     pub path: Option<PathBuf>,
     pub file: RigFile,
     pub capabilities: Vec<String>,
+    /// Nobody is at the bench: what would need the operator is not applicable.
+    pub unattended: bool,
 }
 
 impl LoadedRig {
@@ -209,13 +230,23 @@ impl LoadedRig {
             time_scale: None,
             capabilities: vec![],
             snapshot_suffix: None,
+            quiet_ms: None,
+            operator_timeout_s: default_operator_timeout_s(),
         };
-        let capabilities = derive_capabilities(&file);
+        let capabilities = derive_capabilities(&file, false);
         LoadedRig {
             path: None,
             file,
             capabilities,
+            unattended: false,
         }
+    }
+
+    /// Nobody at the bench: drops what only the operator could do.
+    pub fn unattended(mut self) -> LoadedRig {
+        self.unattended = true;
+        self.capabilities = derive_capabilities(&self.file, true);
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -234,13 +265,54 @@ impl LoadedRig {
                     .snapshot_suffix
                     .clone()
                     .unwrap_or_else(|| self.file.name.clone()),
-            ),
-            _ => self.file.snapshot_suffix.clone(),
+            )
+            .filter(|s| !s.is_empty()),
+            _ => self.file.snapshot_suffix.clone().filter(|s| !s.is_empty()),
         }
     }
 }
 
-fn derive_capabilities(f: &RigFile) -> Vec<String> {
+/// Capabilities no real terminal offers: they reach inside the emulator.
+const EMULATOR_ONLY: &[&str] = &[
+    "preload-journal",
+    "set-clock",
+    "virtual-time",
+    "power-failpoints",
+    "paper-roll",
+];
+
+/// What a real terminal's rig can do: the ECR line it has, the acquirer (always the runner's),
+/// what its controller does, or — attended — what the operator does by hand.
+fn terminal_possible(f: &RigFile, unattended: bool) -> Vec<&'static str> {
+    let mut c = vec!["ecr", "host-down"];
+    if let Some(e) = &f.ecr {
+        match (e.transport, e.link_mode()) {
+            (_, LinkMode::ZvtSerial) => c.push("ecr-serial"),
+            (Transport::Tcp, LinkMode::ZvtTcp) => c.push("ecr-tcp"),
+            _ => {}
+        }
+    }
+    if f.signals.is_some() {
+        c.extend([
+            "keypad",
+            "reader",
+            "reader-faults",
+            "display",
+            "printer",
+            "printer-faults",
+            "leds",
+            "beeper",
+        ]);
+    } else if !unattended {
+        c.extend(["keypad", "reader"]);
+    }
+    if f.power.is_some() || !unattended {
+        c.push("power");
+    }
+    c
+}
+
+fn derive_capabilities(f: &RigFile, unattended: bool) -> Vec<String> {
     let all = |except: &[&str]| -> Vec<String> {
         rules::CAPABILITIES
             .iter()
@@ -269,7 +341,19 @@ fn derive_capabilities(f: &RigFile) -> Vec<String> {
                 ]),
             }
         }
-        RigKind::Terminal => f.capabilities.iter().map(|c| c.value.clone()).collect(),
+        RigKind::Terminal => {
+            let possible = terminal_possible(f, unattended);
+            if f.capabilities.is_empty() {
+                possible.into_iter().map(String::from).collect()
+            } else {
+                // The lab's list narrows what the rig could do (a terminal without LEDs).
+                f.capabilities
+                    .iter()
+                    .map(|c| c.value.clone())
+                    .filter(|c| possible.contains(&c.as_str()))
+                    .collect()
+            }
+        }
     }
 }
 
@@ -309,6 +393,23 @@ pub fn load_rig(path: &Path) -> Result<LoadedRig, YamlError> {
                     "a real terminal's rig says how to reach its ECR port (`ecr:`)".into(),
                 ));
             };
+            for c in &file.capabilities {
+                let v = c.value.as_str();
+                let why = if EMULATOR_ONLY.contains(&v) {
+                    Some("reaches inside the emulator; no real terminal offers it")
+                } else if !terminal_possible(&file, false).contains(&v) {
+                    Some("needs a rig controller (`signals:`) or another ECR line")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(err(
+                        c.referenced.line(),
+                        c.referenced.column(),
+                        format!("capability {v:?} {why}"),
+                    ));
+                }
+            }
             match ecr.transport {
                 Transport::Serial if ecr.device.is_none() => {
                     let (l, c) = key("ecr");
@@ -337,10 +438,11 @@ pub fn load_rig(path: &Path) -> Result<LoadedRig, YamlError> {
         let (l, c) = key("ecr");
         return Err(err(l, c, "ecr: data_bits 5..8, stop_bits 1 or 2".into()));
     }
-    let capabilities = derive_capabilities(&file);
+    let capabilities = derive_capabilities(&file, false);
     Ok(LoadedRig {
         path: Some(path.to_path_buf()),
         file,
         capabilities,
+        unattended: false,
     })
 }

@@ -210,6 +210,8 @@ pub enum SnapshotOutcome {
     },
     /// Not compared (the run failed before the end, or not applicable).
     Skipped,
+    /// Not compared because the run was asked to judge by expectations only.
+    NotCompared,
 }
 
 /// One scenario (one matrix entry) on one rig.
@@ -242,6 +244,7 @@ impl RunResult {
             && matches!(
                 self.snapshot,
                 SnapshotOutcome::Matches
+                    | SnapshotOutcome::NotCompared
                     | SnapshotOutcome::New { accepted: true, .. }
                     | SnapshotOutcome::Differs { accepted: true, .. }
             )
@@ -263,6 +266,9 @@ pub enum SnapshotMode {
     Accept,
     /// Compare only, write nothing (CI).
     Check,
+    /// Judge by the scenario's expectations alone: a terminal whose transcripts nobody has
+    /// reviewed yet (its first run on a lab bench).
+    Ignore,
 }
 
 /// SHA-256 of bytes, hex (scenario and snapshot hashes for reports).
@@ -328,9 +334,15 @@ pub fn run_variant(
         .map(|r| r.value.as_str())
         .filter(|c| !rig.provides(c))
         .collect();
-    if !missing.is_empty() {
-        result.verdict =
-            Verdict::NotApplicable(format!("rig {} lacks {}", rig.name(), missing.join(", ")));
+    let not_applicable = if !missing.is_empty() {
+        Some(format!("rig {} lacks {}", rig.name(), missing.join(", ")))
+    } else if rig.file.kind == crate::rig::RigKind::Terminal {
+        crate::rig::terminal::not_applicable(ls, v, rig)
+    } else {
+        None
+    };
+    if let Some(why) = not_applicable {
+        result.verdict = Verdict::NotApplicable(why);
         result.elapsed = started.elapsed();
         return result;
     }
@@ -341,7 +353,8 @@ pub fn run_variant(
                 (r, w.finish())
             })
         }
-        _ => crate::rig::process::run(ls, v, rig),
+        crate::rig::RigKind::EmulatorProcess => crate::rig::process::run(ls, v, rig),
+        crate::rig::RigKind::Terminal => crate::rig::terminal::run(ls, v, rig),
     };
     match outcome {
         Err(e) => {
@@ -356,6 +369,8 @@ pub fn run_variant(
             if !failures.is_empty() {
                 result.verdict = Verdict::Failed;
                 result.failures = failures;
+            } else if mode == SnapshotMode::Ignore {
+                result.snapshot = SnapshotOutcome::NotCompared;
             } else {
                 result.snapshot =
                     compare_snapshot(ls, v, &snapshot_path, &result.transcript, mode, workspace);
@@ -416,7 +431,7 @@ fn compare_snapshot(
         header: &snapshot::Header,
         body: &str,
     ) -> Result<Option<PathBuf>, String> {
-        if mode == SnapshotMode::Check {
+        if matches!(mode, SnapshotMode::Check | SnapshotMode::Ignore) {
             return Ok(None);
         }
         snapshot::write(path, header, body, mode == SnapshotMode::Accept)
