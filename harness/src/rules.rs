@@ -194,6 +194,15 @@ pub fn implied_capabilities(
                 if !e.ecr.is_empty() {
                     c.insert("ecr");
                 }
+                for (_, src) in e.capture.iter() {
+                    if src.starts_with("ecr.") {
+                        c.insert("ecr");
+                    } else if src == "display" {
+                        c.insert("display");
+                    } else if src == "printer" {
+                        c.insert("printer");
+                    }
+                }
             }
             Step::Host(_) => {}
         }

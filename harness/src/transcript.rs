@@ -275,6 +275,9 @@ impl Normaliser {
                 .into_iter()
                 .filter(|i| !replaced.contains(i))
                 .collect();
+            if upper.contains("ORIG DATE") {
+                l = replace_month_day(&l, self);
+            }
             l = replace_dates_times(&l, self);
             out.push_str(&l);
             out.push('\n');
@@ -307,6 +310,36 @@ fn replace_tokens(line: &str, len: usize, mut f: impl FnMut(&str) -> Option<Stri
         }
     }
     flush(&mut tok, &mut out, &mut f);
+    out
+}
+
+/// An original's `MM/DD` (the only date a refund slip has of it) → `[D-3]`: the calendar date
+/// differs between a virtual clock and a real terminal's, the distance from today does not.
+fn replace_month_day(line: &str, n: &Normaliser) -> String {
+    let b = line.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        let at = |k: usize| b.get(k).copied();
+        let digit = |k: usize| at(k).is_some_and(|c| c.is_ascii_digit());
+        if digit(i)
+            && digit(i + 1)
+            && at(i + 2) == Some(b'/')
+            && digit(i + 3)
+            && digit(i + 4)
+            && (i == 0 || !digit(i - 1) && at(i - 1) != Some(b'/'))
+            && !digit(i + 5)
+            && at(i + 5) != Some(b'/')
+        {
+            let mmdd = format!("{}{}", &line[i..i + 2], &line[i + 3..i + 5]);
+            out.push_str(&n.mmdd(&mmdd));
+            i += 5;
+            continue;
+        }
+        let ch = line[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8().max(1);
+    }
     out
 }
 
@@ -523,6 +556,16 @@ mod tests {
         // Past midnight on a virtual clock: the next day, not last year.
         assert_eq!(n.mmdd("0106"), "[D+1]");
         assert_eq!(n.mmdd("0108"), "[D-362]");
+    }
+
+    #[test]
+    fn an_originals_month_and_day_render_relative_to_today() {
+        let mut n = Normaliser::new(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap_or_default());
+        let text = "ORIG DATE:         11/23\n原交易日期(ORIG DATE)      11/26\nDATE: 11/23\n";
+        assert_eq!(
+            n.receipt_text(text),
+            "ORIG DATE:         [D-3]\n原交易日期(ORIG DATE)      [D0]\nDATE: 11/23\n"
+        );
     }
 
     #[test]

@@ -23,6 +23,10 @@ use crate::scenario::load::{LoadedScenario, Variant, parse_hex};
 use crate::scenario::model::*;
 use crate::transcript::Channel;
 
+/// Variables every scenario has: `today_mmdd`, the terminal's date at the start (MMDD), for
+/// keying an original's date on a terminal whose clock cannot be set.
+pub const BUILTIN_VARS: &[&str] = &["today_mmdd"];
+
 /// Replaces `${name}` with its value.
 pub fn subst(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::new();
@@ -110,6 +114,12 @@ pub(crate) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> 
         step: 0,
         line: 0,
     };
+    // The terminal's date, for keying an original's date: a real terminal's today is today.
+    if let Some(today) = w.recorder().transcript.today {
+        ctx.vars
+            .entry("today_mmdd".into())
+            .or_insert_with(|| today.format("%m%d").to_string());
+    }
     // Host directives are installed up front, in order: the request a step is about is often
     // triggered by an earlier step.
     let mut directives: Vec<Option<DirectiveId>> = Vec::with_capacity(s.steps.len());
@@ -135,7 +145,8 @@ pub(crate) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> 
     for (i, step) in s.steps.iter().enumerate() {
         ctx.step = i + 1;
         ctx.line = step.referenced.line();
-        let title = title(&step.value, &ctx.vars);
+        // Titles name captured values by their variable: the values differ between rigs.
+        let title = title(&step.value, &v.vars);
         w.recorder().transcript.begin_step(title);
         if let Err(f) = run_step(w, &step.value, directives[i], &mut ctx) {
             return vec![f];
@@ -565,6 +576,7 @@ fn run_step<W: World>(
 
 fn has_checks(e: &Expectations) -> bool {
     e.display.is_some()
+        || !e.capture.is_empty()
         || e.printer.is_some()
         || !e.ecr.is_empty()
         || !e.host.is_empty()
@@ -576,7 +588,7 @@ fn has_checks(e: &Expectations) -> bool {
 fn check<W: World>(
     w: &mut W,
     e: &Expectations,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     timeout: Duration,
     kind: FailureKind,
 ) -> Result<(), Failure> {
@@ -600,11 +612,31 @@ fn check<W: World>(
     let leds = e.leds.clone();
     let beeper = e.beeper.clone();
     let mut last_failure: Option<(String, String)> = None;
+    let mut captured: Vec<(String, Option<String>)> = Vec::new();
     let ok = w.wait_until(timeout, &mut |o, host| {
         last_failure = first_failure(&compiled, leds.as_deref(), beeper.as_deref(), o, host);
+        if last_failure.is_none() {
+            // Captured at the instant everything held, so a value belongs to that state.
+            captured = e
+                .capture
+                .iter()
+                .map(|(var, src)| (var.to_string(), actual_of(src, o, host)))
+                .collect();
+        }
         last_failure.is_none()
     });
     if ok {
+        for (var, v) in captured {
+            let src = e.capture.get(&var).cloned().unwrap_or_default();
+            let v = v.ok_or_else(|| {
+                ctx.fail(
+                    format!("capture {var}"),
+                    format!("{src} is not there"),
+                    FailureKind::Mismatch,
+                )
+            })?;
+            ctx.vars.insert(var, v);
+        }
         return Ok(());
     }
     let (what, msg) = last_failure.unwrap_or_else(|| ("expectation".into(), "did not hold".into()));

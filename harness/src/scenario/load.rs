@@ -300,6 +300,13 @@ fn check_variables(c: &mut Checker<'_>, source: &str, defined: &[String], s: &Sc
                     .map(|(k, _)| (k.referenced.line(), k.value.clone()))
                     .collect::<Vec<_>>(),
             ),
+            Step::Expect(e) | Step::Wait(e) => Some(
+                e.capture
+                    .0
+                    .iter()
+                    .map(|(k, _)| (k.referenced.line(), k.value.clone()))
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
         .flatten()
@@ -323,7 +330,8 @@ fn check_variables(c: &mut Checker<'_>, source: &str, defined: &[String], s: &Sc
             };
             let name = &after[..end];
             let captured_before = captures.iter().any(|(l, n)| n == name && *l < lineno);
-            if !defined.iter().any(|d| d == name) && !captured_before {
+            let builtin = crate::runner::steps::BUILTIN_VARS.contains(&name);
+            if !defined.iter().any(|d| d == name) && !captured_before && !builtin {
                 c.at_line(lineno, (offset + pos + 1) as u64, format!("undefined variable `{name}` (define it in `vars:` or capture it in an earlier step)"));
             }
             offset += pos + 2 + end + 1;
@@ -447,6 +455,29 @@ fn check_step(c: &mut Checker<'_>, step: &Spanned<Step>) {
                 }
             }
             check_matchers(c, &h.expect);
+        }
+        Step::Expect(e) | Step::Wait(e) if !e.capture.0.is_empty() => {
+            for (k, src) in &e.capture.0 {
+                let ok = src == "display"
+                    || src == "printer"
+                    || src.strip_prefix("ecr.").is_some_and(|f| !f.is_empty())
+                    || src == "host.count"
+                    || src
+                        .strip_prefix("host.last.")
+                        .is_some_and(|f| f == "mti" || is_field_key(f));
+                if !ok {
+                    c.at(
+                        k,
+                        format!(
+                            "capture source {src:?}: `ecr.<what>` (`ecr.87`), `host.last.<field>`, `display` or `printer`"
+                        ),
+                    );
+                }
+            }
+            if matches!(step.value, Step::Expect(_)) && e.time_ms.is_some() {
+                c.at(step, "`time_ms` belongs in a `wait` step");
+            }
+            check_expectations(c, step, e);
         }
         Step::Expect(e) => {
             if e.time_ms.is_some() {

@@ -400,4 +400,8 @@ pub struct Expectations {
     pub leds: Option<Vec<String>>,
     #[serde(default)]
     pub beeper: Option<String>,
+    /// Once everything above holds: variables from what was checked, by the same names
+    /// (`ecr.87`: the receipt number of the last 04 0F; `host.last.37`; `display`).
+    #[serde(default)]
+    pub capture: OrderedMap<String>,
 }
