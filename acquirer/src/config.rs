@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use protocol::fixture::keys::TestKeys;
-use protocol::fixture::terminal::{MacMode, TerminalProfile};
+use protocol::fixture::terminal::{MacMode, TerminalProfile, UnreferencedRefunds};
 use protocol::fixture::yaml::YamlError;
 use protocol::iso8583::{Dialect, DialectError};
 use protocol::money::Currency;
@@ -42,6 +42,9 @@ pub struct KnownTerminal {
     pub surcharge_refundable: bool,
     /// The dialect the profile names (informational: the host speaks one dialect).
     pub dialect: String,
+    /// A refund naming no original: approved for this merchant, or declined (the profile's
+    /// `acquirer.unreferenced_refunds`, refused by default).
+    pub unreferenced_refunds: UnreferencedRefunds,
 }
 
 impl KnownTerminal {
@@ -55,6 +58,7 @@ impl KnownTerminal {
             currency: p.currency,
             surcharge_refundable: p.surcharge.as_ref().is_none_or(|s| s.refundable),
             dialect: p.dialect.clone(),
+            unreferenced_refunds: p.acquirer.unreferenced_refunds,
         }
     }
 }

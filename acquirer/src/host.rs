@@ -25,6 +25,10 @@
 //! - the same 0200 again → 94 (a terminal reverses a 0200, it never resends it);
 //! - the same key with different content (MTI class, 2, 3, 4, 28, 37, 38, 49, 60.1, 61, 90) → 94.
 //!
+//! A refund naming no original (no 37 on iso87; no 37, 38 or 61 trace on CUP) is an unreferenced
+//! refund: approved and booked when the terminal's merchant allows it
+//! (`acquirer.unreferenced_refunds: allow` in the profile), declined with 12 otherwise.
+//!
 //! Reversals (0400/0401) match (TID, original STAN, batch, amount): 00 when that undid something
 //! or had already been undone, 25 when nothing matches.
 //!
@@ -50,7 +54,7 @@ use std::time::Duration;
 
 use protocol::card::Pan;
 use protocol::fixture::journal::{OriginalTxn, TxnType};
-use protocol::fixture::terminal::MacMode;
+use protocol::fixture::terminal::{MacMode, UnreferencedRefunds};
 use protocol::iso8583::builder::{self, ReplyInput};
 use protocol::iso8583::dialect::MtiEncoding;
 use protocol::iso8583::framing::Fault as FrameFault;
@@ -929,6 +933,16 @@ impl Host {
                             .sale(&req, surcharge, t.surcharge_refundable, &self.config.fees)
                     }
                     (Kind::Void, Some(k)) => self.ledger.void(&req, k),
+                    (_, Some(k)) if k.is_empty() => match t.unreferenced_refunds {
+                        UnreferencedRefunds::Allow => self.ledger.unreferenced_refund(&req),
+                        // UNVERIFIED: 12 (invalid transaction) for a transaction the merchant
+                        // may not make; hosts also use 57 or 58 for it. Not 30: the request is
+                        // well formed.
+                        UnreferencedRefunds::Refuse => Decision::Declined {
+                            code: "12",
+                            reason: "unreferenced refund: not allowed for this merchant",
+                        },
+                    },
                     (_, Some(k)) => self.ledger.refund(&req, k, &self.config.fees),
                     (_, None) => Decision::Declined {
                         code: "25",
@@ -1587,7 +1601,8 @@ fn required(kind: Kind, family: DialectFamily) -> &'static [u8] {
         Kind::Void if cup => &[3, 4, 11, 37, 60, 61],
         Kind::Void => &[3, 4, 11, 60, 90],
         Kind::Refund if cup => &[3, 4, 11, 60, 61],
-        Kind::Refund => &[3, 4, 11, 37, 60],
+        // No 37: a refund may name no original (an unreferenced refund, decided per merchant).
+        Kind::Refund => &[3, 4, 11, 60],
         Kind::Reversal if cup => &[4, 11, 60],
         Kind::Reversal => &[4, 11, 60, 90],
         Kind::Settlement => &[11, 48, 60],

@@ -10,7 +10,7 @@
 //! | code | when |
 //! |---|---|
 //! | 00 | approved |
-//! | 12 | the original was declined, is not a sale, or a void arrives on a later day |
+//! | 12 | the original was declined, is not a sale, or a void arrives on a later day; a refund naming no original for a merchant that refuses unreferenced refunds (host.rs) |
 //! | 13 | the amount is zero |
 //! | 14 | the card is not the original's card |
 //! | 22 | the original was already voided or reversed |
@@ -128,7 +128,8 @@ pub struct OriginalKey {
 }
 
 impl OriginalKey {
-    fn is_empty(&self) -> bool {
+    /// Names no original at all: an unreferenced refund.
+    pub fn is_empty(&self) -> bool {
         self.rrn.is_none() && self.stan.is_none() && self.auth_code.is_none()
     }
 }
@@ -637,6 +638,42 @@ impl Ledger {
             auth_code: auth,
             fee: fee_back,
             net: req.amount.saturating_sub(fee_back),
+        }
+    }
+
+    /// A refund that names no original, for a merchant allowed to make them: approved and booked
+    /// as a credit of the batch. Without a sale behind it there is no refundable amount to
+    /// check and no fee to give back; what is still checked is a card and an amount above zero.
+    pub fn unreferenced_refund(&mut self, req: &Request) -> Decision {
+        let Some(pan) = &req.pan else {
+            return Decision::Declined {
+                code: "30",
+                reason: "unreferenced refund without a card number",
+            };
+        };
+        if req.amount.is_zero() {
+            return Decision::Declined {
+                code: "13",
+                reason: "zero amount",
+            };
+        }
+        let (id, rrn, auth) = self.assign();
+        let pan_hash = self.hash(pan);
+        let zero = Money::zero(req.amount.currency());
+        self.records.push(Record::of_request(
+            id,
+            TxnType::Refund,
+            Status::Approved,
+            req,
+            (rrn.clone(), auth.clone()),
+            pan_hash,
+        ));
+        Decision::Approved {
+            record: id,
+            rrn,
+            auth_code: auth,
+            fee: zero,
+            net: req.amount,
         }
     }
 

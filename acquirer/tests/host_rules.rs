@@ -686,3 +686,58 @@ fn imported_originals_are_refundable_with_their_fee() {
     let mut r = t.refund(1, PAN, &fake_sale, &fake_reply);
     assert_eq!(t.code(&mut r), "25");
 }
+
+/// A refund that names no original (no 37) is answered by the merchant's
+/// `acquirer.unreferenced_refunds` setting: the zvt-en-eur merchant allows it, so it is
+/// approved and booked as a credit; the jpy-en merchant keeps the default (refuse), so it is
+/// declined — with 12, not the 30 (format error) a missing field would get.
+#[test]
+fn unreferenced_refund_follows_the_merchants_setting() {
+    let mut t = Term::iso87("30250001", None);
+    let i = t.input(2500, PAN);
+    let mut r = builder::refund(
+        &t.d,
+        &i,
+        &builder::OriginalTxn {
+            amount_minor: 2500,
+            ..builder::OriginalTxn::default()
+        },
+    )
+    .unwrap();
+    assert!(!r.has(37), "the request names no original");
+    let reply = t.ask(&mut r);
+    assert_eq!(reply.get_str(39), Some("00"));
+    assert!(
+        reply.has(37) && reply.has(38),
+        "an RRN and auth code of its own"
+    );
+    let eur = Currency::from_alpha("EUR").unwrap();
+    let totals = t.host.ledger().totals("30250001", 1, eur);
+    assert_eq!((totals.refund_count, totals.sale_count), (1, 0));
+    assert_eq!(totals.refund_total, Money::parse("25.00", eur).unwrap());
+    let rec = t.host.ledger().records().last().unwrap().clone();
+    assert_eq!((rec.kind, rec.original), (TxnType::Refund, None));
+    assert!(rec.fee.is_zero(), "no sale, so no fee to give back");
+    // Reversible like any refund: the reversal takes it out of the totals.
+    let mut rev = t.reversal(&r);
+    assert_eq!(t.code(&mut rev), "00");
+    assert_eq!(t.host.ledger().totals("30250001", 1, eur).refund_count, 0);
+    // A zero amount is still refused.
+    let i = t.input(0, PAN);
+    let mut zero = builder::refund(&t.d, &i, &builder::OriginalTxn::default()).unwrap();
+    assert_eq!(t.code(&mut zero), "13");
+
+    let mut u = Term::iso87("40250001", None);
+    let i = u.input(2500, PAN);
+    let mut r = builder::refund(&u.d, &i, &builder::OriginalTxn::default()).unwrap();
+    assert_eq!(u.code(&mut r), "12");
+    assert!(
+        u.host.ledger().records().is_empty()
+            || u.host
+                .ledger()
+                .records()
+                .iter()
+                .all(|r| r.status != Status::Approved),
+        "nothing approved is booked"
+    );
+}

@@ -81,6 +81,7 @@ impl Term {
                 currency: protocol::money::Currency::from_alpha("CNY").unwrap(),
                 surcharge_refundable: true,
                 dialect: "cup".into(),
+                unreferenced_refunds: Default::default(),
             });
         Term {
             d: host.dialect().clone(),

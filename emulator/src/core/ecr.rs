@@ -56,8 +56,10 @@ impl Terminal {
                 },
                 PtEvent::AbortRequested { .. } => self.on_ecr_abort(),
                 PtEvent::EcrAcked { kind } => {
-                    if kind == CommandKind::StatusInformation {
-                        self.ecr.status_for = None;
+                    if kind == CommandKind::StatusInformation
+                        && let Some(id) = self.ecr.status_for.take()
+                    {
+                        self.ecr_informed(id);
                     }
                 }
                 PtEvent::EcrRefused { kind, dropped, .. }
@@ -83,6 +85,16 @@ impl Terminal {
                 PtEvent::Link(trace) => self.out.push_back(Output::Link(format!("{trace:?}"))),
                 PtEvent::TransportBroken(_) => self.pt.reset(),
             }
+        }
+    }
+
+    /// The ECR acknowledged the result of `id`: from now on it stands whatever happens to the
+    /// terminal (before this, a power cut leaves it to be reversed at power-on).
+    fn ecr_informed(&mut self, id: u64) {
+        if let Some(t) = self.j.txn(id).filter(|t| !t.ecr_informed) {
+            let mut t = t.clone();
+            t.ecr_informed = true;
+            self.journal_op(crate::journal::JournalOp::PutTxn(Box::new(t)));
         }
     }
 

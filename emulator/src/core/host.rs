@@ -119,6 +119,7 @@ impl Terminal {
 
     /// At power-on: resolve what the journal left unknown, then sign on if the profile says so.
     pub(super) fn recover_and_sign_on(&mut self) {
+        self.resolve_open_rows();
         for p in self.j.pending.clone() {
             self.host.jobs.push_back(Job::Pending {
                 txn_id: p.txn_id,
@@ -333,6 +334,9 @@ impl Terminal {
         let original_id = f.original_id;
         let orig_ref = f.orig.clone();
         let reference = f.ecr_reference.clone();
+        // Informed once the ECR acknowledges the result's 04 0F (ecr.rs); nobody to inform
+        // otherwise.
+        let ecr_informed = f.source != Source::Ecr;
         let original = original_id.and_then(|id| self.j.txn(id)).cloned();
         let (pan_masked, pan_hash, entry, pan, expiry) = match (&card, &original) {
             (Some(c), _) => (
@@ -458,11 +462,10 @@ impl Terminal {
             net: None,
             ecr_reference: reference,
             settled: false,
-            ecr_informed: true,
+            ecr_informed,
         };
-        self.journal_op(JournalOp::PutTxn(Box::new(record)));
         // CUP refunds are advices (queued, resent, never reversed); everything else gets its
-        // reversal record before it leaves.
+        // reversal record before it leaves — in the same commit as the `Unknown` row.
         let pending_kind = if cup && kind == TxnType::Refund {
             PendingKind::Advice
         } else {
@@ -472,14 +475,17 @@ impl Terminal {
             .as_ref()
             .map(|p| crypto::encrypt_pan(&self.cfg.journal_key, p))
             .unwrap_or_default();
-        self.journal_op(JournalOp::PutPending(PendingRecord {
-            txn_id: id,
-            kind: pending_kind,
-            reason: ReversalReason::Other.code().to_string(),
-            tries: 0,
-            pan_encrypted,
-            request: store(&request),
-        }));
+        self.journal_op(JournalOp::pending_with_txn(
+            PendingRecord {
+                txn_id: id,
+                kind: pending_kind,
+                reason: ReversalReason::Other.code().to_string(),
+                tries: 0,
+                pan_encrypted,
+                request: store(&request),
+            },
+            record,
+        ));
         if let Some(f) = self.flow_mut() {
             f.txn_id = Some(id);
         }
@@ -520,7 +526,7 @@ impl Terminal {
         };
         let mut updated = p.clone();
         updated.tries += 1;
-        self.journal_op(JournalOp::PutPending(updated));
+        self.journal_op(JournalOp::pending(updated));
         Some((msg, Some(txn_id)))
     }
 
@@ -1027,12 +1033,12 @@ impl Terminal {
                 p2.tries += 1; // the request itself was the first send of an advice
                 let advice = p.kind == PendingKind::Advice;
                 if advice {
-                    self.journal_op(JournalOp::PutPending(p2));
+                    self.journal_op(JournalOp::pending(p2));
                     self.host.jobs.clear();
                     self.finish_refused(Refusal::NoReply);
                 } else {
                     p2.tries = 0;
-                    self.journal_op(JournalOp::PutPending(p2));
+                    self.journal_op(JournalOp::pending(p2));
                     // Immediate reversal tries, shown to the ECR as 04 FF 05.
                     self.host.immediate_left =
                         self.cfg.profile.host.reversal_retries.saturating_sub(1);
@@ -1050,7 +1056,7 @@ impl Terminal {
                     && p.kind == PendingKind::Reversal
                 {
                     p.reason = "98".into();
-                    self.journal_op(JournalOp::PutPending(p));
+                    self.journal_op(JournalOp::pending(p));
                 }
                 self.pending_failed(txn_id);
             }
@@ -1108,12 +1114,13 @@ impl Terminal {
         match job {
             Job::Txn => {
                 if let Some(id) = txn_id {
-                    // Not sent: the reversal record (or advice) goes, the record says so.
-                    self.journal_op(JournalOp::DeletePending { txn_id: id });
+                    // Not sent: the record says so, then the reversal record (or advice) goes
+                    // — in that order, so a cut between never leaves an `Unknown` row alone.
                     if let Some(mut t) = self.j.txn(id).cloned() {
                         t.outcome = Outcome::NotSent;
                         self.journal_op(JournalOp::PutTxn(Box::new(t)));
                     }
+                    self.journal_op(JournalOp::DeletePending { txn_id: id });
                 }
                 self.host.jobs.clear();
                 let older_waits = !self.j.pending.is_empty();
@@ -1127,7 +1134,7 @@ impl Terminal {
                 // The pending record was not sent this time: it stays; the tries count only sends.
                 if let Some(mut p) = self.j.pending.iter().find(|p| p.txn_id == *txn_id).cloned() {
                     p.tries = p.tries.saturating_sub(1);
-                    self.journal_op(JournalOp::PutPending(p));
+                    self.journal_op(JournalOp::pending(p));
                 }
                 self.host.jobs.clear();
                 if self.flow().is_some_and(|f| f.step == Step::Processing) {
@@ -1165,31 +1172,78 @@ impl Terminal {
         if t.outcome != Outcome::Approved {
             return false;
         }
-        let cup_refund = self.family() == DialectFamily::Cup && t.kind == TxnType::Refund;
-        if cup_refund || t.settled {
-            t.ecr_informed = false;
+        t.ecr_informed = false;
+        if !self.reversible(&t) {
             self.journal_op(JournalOp::PutTxn(Box::new(t)));
             return false;
         }
-        // Rebuild the request from the journal: the reversal needs the original's fields.
-        let request = self.rebuild_request(&t);
-        let Some(request) = request else { return false };
-        t.ecr_informed = false;
-        self.journal_op(JournalOp::PutTxn(Box::new(t)));
-        self.journal_op(JournalOp::PutPending(PendingRecord {
-            txn_id,
-            kind: PendingKind::Reversal,
-            reason: ReversalReason::TerminalFault.code().to_string(),
-            tries: 0,
-            pan_encrypted: Vec::new(),
-            request: store(&request),
-        }));
+        let Some(record) = self.reversal_record(&t, ReversalReason::TerminalFault) else {
+            return false;
+        };
+        self.journal_op(JournalOp::pending_with_txn(record, t));
         self.host.jobs.push_back(Job::Pending {
             txn_id,
             immediate: true,
         });
         self.pump_host();
         true
+    }
+
+    /// Whether an approved transaction the ECR never acknowledged is reversed: not a CUP refund
+    /// (an advice stands, flagged), not one of a settled batch (the host no longer reverses it).
+    fn reversible(&self, t: &TxnRecord) -> bool {
+        let cup_refund = self.family() == DialectFamily::Cup && t.kind == TxnType::Refund;
+        !cup_refund && !t.settled
+    }
+
+    /// A reversal record for `t`, its request rebuilt from the journal (the reversal needs the
+    /// original's fields; no PAN: a reversal is matched by terminal, STAN, batch and amount).
+    fn reversal_record(&self, t: &TxnRecord, reason: ReversalReason) -> Option<PendingRecord> {
+        let request = self.rebuild_request(t)?;
+        Some(PendingRecord {
+            txn_id: t.id,
+            kind: PendingKind::Reversal,
+            reason: reason.code().to_string(),
+            tries: 0,
+            pan_encrypted: Vec::new(),
+            request: store(&request),
+        })
+    }
+
+    /// At power-on, before the pending records are queued: what the journal left open without
+    /// a record to resolve it gets one.
+    /// - An `Unknown` row with no reversal record or advice (a journal written before the two
+    ///   were one commit, killed between them): its request never left, since the record is
+    ///   committed first. A reversal record makes sure (the host answers 25 if it never saw it)
+    ///   — except for a CUP refund, whose advice cannot be rebuilt without the PAN and is never
+    ///   reversed: it was not sent.
+    /// - An approved row the ECR never acknowledged (the power went between the commit of the
+    ///   approval and the ECR's ACK of the 04 0F): reversed as an unacknowledged result is.
+    fn resolve_open_rows(&mut self) {
+        let open: Vec<TxnRecord> = self
+            .j
+            .txns
+            .iter()
+            .filter(|t| !t.settled && !self.j.pending.iter().any(|p| p.txn_id == t.id))
+            .filter(|t| {
+                t.outcome == Outcome::Unknown || (t.outcome == Outcome::Approved && !t.ecr_informed)
+            })
+            .cloned()
+            .collect();
+        for mut t in open {
+            if t.outcome == Outcome::Unknown {
+                if self.family() == DialectFamily::Cup && t.kind == TxnType::Refund {
+                    t.outcome = Outcome::NotSent;
+                    self.journal_op(JournalOp::PutTxn(Box::new(t)));
+                } else if let Some(r) = self.reversal_record(&t, ReversalReason::Other) {
+                    self.journal_op(JournalOp::pending(r));
+                }
+            } else if self.reversible(&t)
+                && let Some(r) = self.reversal_record(&t, ReversalReason::TerminalFault)
+            {
+                self.journal_op(JournalOp::pending(r));
+            }
+        }
     }
 
     /// The request of an approved transaction, from its record (no PAN: a reversal is matched

@@ -48,6 +48,9 @@ struct Bench {
     host_rx: Vec<u8>,
     working: WorkingKeys,
     cfg: TerminalConfig,
+    /// Commits after which a transaction stood `Unknown` with no reversal record or advice:
+    /// a power cut there would leave an outcome nothing resolves.
+    orphan_commits: usize,
 }
 
 impl Bench {
@@ -93,6 +96,7 @@ impl Bench {
             host_rx: vec![],
             working,
             cfg,
+            orphan_commits: 0,
         };
         b.run();
         b
@@ -103,7 +107,15 @@ impl Bench {
             match o {
                 Output::Display(d) => self.displays.push(d),
                 Output::Print(p) => self.printed.push(p),
-                Output::Journal(op) => self.store.commit(&[op]).unwrap(),
+                Output::Journal(op) => {
+                    self.store.commit(&[op]).unwrap();
+                    let j = self.store.state();
+                    if j.txns.iter().any(|t| {
+                        t.outcome == Outcome::Unknown && !j.pending.iter().any(|p| p.txn_id == t.id)
+                    }) {
+                        self.orphan_commits += 1;
+                    }
+                }
                 Output::HostBytes(b) => {
                     self.host_rx.extend_from_slice(&b);
                     while let Ok(Some(frame)) =
@@ -830,7 +842,7 @@ fn a_reversal_record_that_cannot_be_rebuilt_blocks_instead_of_hanging() {
     // Power cut with the 0200 out; the stored request is damaged (an MTI no message has).
     let mut p = b.store.state().pending[0].clone();
     p.request.mti = 12345;
-    b.store.commit(&[JournalOp::PutPending(p)]).unwrap();
+    b.store.commit(&[JournalOp::pending(p)]).unwrap();
     let sent = b.requests.len();
     b.t = Terminal::power_on(b.cfg.clone(), b.store.load().unwrap(), b.now);
     b.run();
@@ -847,4 +859,143 @@ fn a_reversal_record_that_cannot_be_rebuilt_blocks_instead_of_hanging() {
     assert_eq!(b.store.state().pending.len(), 1, "the record stays");
     b.keys("ENTER");
     assert!(!b.display().contains("PROCESSING"), "{}", b.display());
+}
+
+/// An ECR refund on the EUR terminal, approved by the host; the ECR acknowledges every message
+/// up to the 04 0F of the result, which it leaves unanswered.
+fn ecr_refund_approved_04_0f_unacknowledged(b: &mut Bench) {
+    b.answer("00", None); // the power-on sign-on
+    ecr_register(b);
+    ecr_refund(b, 1000, None);
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00])); // to the 04 FF
+    b.card("insert", "visa_credit_01");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 200);
+    b.answer("00", None);
+    for _ in 0..10 {
+        if b.ecr_out
+            .last()
+            .is_some_and(|m| m.starts_with(&[0x04, 0x0F]))
+        {
+            break;
+        }
+        b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00]));
+    }
+    assert!(
+        b.ecr_out
+            .last()
+            .is_some_and(|m| m.starts_with(&[0x04, 0x0F])),
+        "the result went out"
+    );
+    assert_eq!(
+        b.store.state().txns.last().unwrap().outcome,
+        Outcome::Approved,
+        "the approval is committed"
+    );
+}
+
+/// R-REV (ZVT): the approval is committed and the 04 0F sent, then the power goes before the
+/// ECR acknowledged it. The ECR was never informed, so at power-on the terminal does what it
+/// does for an unacknowledged result: it reverses the refund (iso87), before anything else.
+#[test]
+fn power_cut_before_the_ecr_acknowledged_the_result_reverses_at_power_on() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    ecr_refund_approved_04_0f_unacknowledged(&mut b);
+    let refund = b.store.state().txns.last().unwrap().clone();
+    assert!(!refund.ecr_informed, "not informed before the ECR's ACK");
+    let sent = b.requests.len();
+    b.t = Terminal::power_on(
+        b.cfg.clone(),
+        b.store.load().unwrap(),
+        b.now + Duration::from_secs(5),
+    );
+    b.run();
+    assert_eq!(b.requests.len(), sent + 1, "one message at power-on");
+    let rev = b.requests.last().unwrap().clone();
+    assert_eq!(rev.mti.value(), 400, "the approved refund is reversed");
+    assert_eq!(rev.get_str(4), Some("000000001000"));
+    b.answer("00", None);
+    let t = b.store.state().txn(refund.id).unwrap().clone();
+    assert_eq!(t.outcome, Outcome::Reversed);
+    assert!(b.store.state().pending.is_empty());
+}
+
+/// The same power cut once the ECR acknowledged the 04 0F: the refund stands.
+#[test]
+fn power_cut_after_the_ecr_acknowledged_the_result_leaves_the_refund_approved() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    ecr_refund_approved_04_0f_unacknowledged(&mut b);
+    b.ev(Event::EcrBytes(vec![0x80, 0x00, 0x00])); // the ACK of the 04 0F
+    let refund = b.store.state().txns.last().unwrap().clone();
+    assert!(refund.ecr_informed, "informed once the ECR acknowledged");
+    let sent = b.requests.len();
+    b.t = Terminal::power_on(
+        b.cfg.clone(),
+        b.store.load().unwrap(),
+        b.now + Duration::from_secs(5),
+    );
+    b.run();
+    assert_eq!(b.requests.len(), sent, "nothing to resolve at power-on");
+    assert_eq!(
+        b.store.state().txn(refund.id).unwrap().outcome,
+        Outcome::Approved
+    );
+}
+
+/// R-REV: the `Unknown` row and its reversal record (or CUP advice) are one commit, so no
+/// power cut can leave the row without the record that resolves it.
+#[test]
+fn an_unknown_row_is_never_committed_without_its_reversal_record() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(b.requests.last().unwrap().mti.value(), 200);
+    b.advance(Duration::from_secs(61)); // no answer: unknown, reversal tries
+    assert_eq!(b.requests.last().unwrap().mti.value(), 400);
+    b.answer("00", None);
+    assert_eq!(
+        b.orphan_commits, 0,
+        "iso87: a commit left an orphan unknown row"
+    );
+
+    let mut c = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut c);
+    c.keys("MENU 3 ENTER 123456 ENTER");
+    c.card("swipe", "unionpay_magstripe_01");
+    c.keys("000000000101 ENTER 1126 ENTER 1000 ENTER ENTER");
+    assert_eq!(c.requests.last().unwrap().mti.value(), 220);
+    c.answer("00", None);
+    assert_eq!(
+        c.orphan_commits, 0,
+        "cup: a commit left an orphan unknown row"
+    );
+}
+
+/// A journal written before that commit was atomic may hold an `Unknown` row with no
+/// reversal record. At power-on it gets one and the reversal goes first, so end of day never
+/// counts (and closes) it as if nothing were open.
+#[test]
+fn an_orphan_unknown_row_from_an_older_journal_is_reversed_at_power_on() {
+    let mut b = Bench::new("zvt-en-eur.yaml", Some("eur-open-batch.yaml"), EcrLink::Tcp);
+    b.answer("00", None);
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    b.card("insert", "visa_credit_01");
+    b.keys("000000000201 ENTER 1126 ENTER 1000 ENTER ENTER");
+    let id = b.store.state().txns.last().unwrap().id;
+    // What the old two-commit write left after a kill between the commits.
+    b.store
+        .commit(&[JournalOp::DeletePending { txn_id: id }])
+        .unwrap();
+    assert_eq!(b.store.state().txn(id).unwrap().outcome, Outcome::Unknown);
+    let sent = b.requests.len();
+    b.t = Terminal::power_on(b.cfg.clone(), b.store.load().unwrap(), b.now);
+    b.run();
+    assert_eq!(b.requests.len(), sent + 1, "one message at power-on");
+    let rev = b.requests.last().unwrap().clone();
+    assert_eq!(rev.mti.value(), 400, "the orphan is reversed first");
+    assert_eq!(rev.get_str(4), Some("000000001000"));
+    b.answer("25", None); // the host never saw it
+    assert_eq!(b.store.state().txn(id).unwrap().outcome, Outcome::Reversed);
+    assert!(b.store.state().pending.is_empty());
 }

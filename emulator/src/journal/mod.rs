@@ -133,7 +133,10 @@ pub struct TxnRecord {
     pub ecr_reference: Option<String>,
     /// The batch this transaction belongs to has been settled.
     pub settled: bool,
-    /// False when the ZVT ECR never confirmed the result (recoverable by Repeat Receipt).
+    /// Whether the ZVT ECR acknowledged this transaction's result (its 04 0F); true from the
+    /// start for one the ECR did not start. Approved and still false at power-on means the
+    /// power went before the ECR's ACK: it is reversed as an unacknowledged result is (a CUP
+    /// refund stands, recoverable by Repeat Receipt).
     pub ecr_informed: bool,
 }
 
@@ -224,11 +227,20 @@ pub struct Session {
     pub resign_required: bool,
 }
 
-/// One change to the journal.
+/// A reversal record or advice to write, and the transaction row it guards when that changes
+/// with it (a new `Unknown` row, an approved one about to be auto-reversed): one commit, so no
+/// power cut leaves the row without the record that resolves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    pub record: PendingRecord,
+    pub txn: Option<Box<TxnRecord>>,
+}
+
+/// One change to the journal; each is committed atomically.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum JournalOp {
     PutTxn(Box<TxnRecord>),
-    PutPending(PendingRecord),
+    PutPending(PendingWrite),
     DeletePending {
         txn_id: u64,
     },
@@ -238,6 +250,21 @@ pub enum JournalOp {
     CloseBatch {
         batch: u32,
     },
+}
+
+impl JournalOp {
+    /// Writes (or updates) a pending record alone.
+    pub fn pending(record: PendingRecord) -> JournalOp {
+        JournalOp::PutPending(PendingWrite { record, txn: None })
+    }
+
+    /// Writes a pending record and the row it guards in one commit.
+    pub fn pending_with_txn(record: PendingRecord, txn: TxnRecord) -> JournalOp {
+        JournalOp::PutPending(PendingWrite {
+            record,
+            txn: Some(Box::new(txn)),
+        })
+    }
 }
 
 /// The whole journal in memory.
@@ -253,11 +280,11 @@ impl JournalState {
     /// Applies one op; the stores use this too, so memory and SQLite agree by construction.
     pub fn apply(&mut self, op: &JournalOp) {
         match op {
-            JournalOp::PutTxn(t) => match self.txns.iter_mut().find(|x| x.id == t.id) {
-                Some(x) => *x = (**t).clone(),
-                None => self.txns.push((**t).clone()),
-            },
-            JournalOp::PutPending(p) => {
+            JournalOp::PutTxn(t) => self.put_txn(t),
+            JournalOp::PutPending(PendingWrite { record: p, txn }) => {
+                if let Some(t) = txn {
+                    self.put_txn(t);
+                }
                 match self.pending.iter_mut().find(|x| x.txn_id == p.txn_id) {
                     Some(x) => *x = p.clone(),
                     None => self.pending.push(p.clone()),
@@ -271,6 +298,13 @@ impl JournalState {
                     t.settled = true;
                 }
             }
+        }
+    }
+
+    fn put_txn(&mut self, t: &TxnRecord) {
+        match self.txns.iter_mut().find(|x| x.id == t.id) {
+            Some(x) => *x = t.clone(),
+            None => self.txns.push(t.clone()),
         }
     }
 
@@ -397,7 +431,7 @@ mod tests {
         approved.rrn = Some("100000000001".into());
         vec![
             JournalOp::PutTxn(Box::new(record(1, 1))),
-            JournalOp::PutPending(PendingRecord {
+            JournalOp::pending(PendingRecord {
                 txn_id: 1,
                 kind: PendingKind::Advice,
                 reason: "06".into(),

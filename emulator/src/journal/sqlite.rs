@@ -14,7 +14,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    JournalError, JournalOp, JournalState, JournalStore, Outcome, PendingRecord, TxnRecord,
+    JournalError, JournalOp, JournalState, JournalStore, Outcome, PendingRecord, PendingWrite,
+    TxnRecord,
 };
 
 /// How hard a commit waits for the disk.
@@ -145,7 +146,10 @@ impl JournalStore for SqliteStore {
         for op in ops {
             match op {
                 JournalOp::PutTxn(t) => put_txn(&tx, t)?,
-                JournalOp::PutPending(p) => {
+                JournalOp::PutPending(PendingWrite { record: p, txn }) => {
+                    if let Some(t) = txn {
+                        put_txn(&tx, t)?;
+                    }
                     tx.execute(
                         "INSERT OR REPLACE INTO pending (txn_id, kind, record) VALUES (?1, ?2, ?3)",
                         params![p.txn_id as i64, json(&p.kind)?.trim_matches('"'), json(p)?],
