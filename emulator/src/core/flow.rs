@@ -904,6 +904,26 @@ impl Terminal {
         }
     }
 
+    /// Review and R-DUP once more, right before a refund's own request is built. The pending
+    /// advices and reversals go first (R-ADVICE), and what they resolve changes the answers: a
+    /// CUP refund advice queued after a timeout may just have been approved, and the refund
+    /// about to leave may be that same refund typed again — sent, the acquirer would book it
+    /// twice. Until now the terminal checked only before the advice's outcome was known.
+    /// Returns true when the flow stopped here (refused, replayed or asking).
+    pub(super) fn review_again_before_sending(&mut self) -> bool {
+        if !self
+            .flow()
+            .is_some_and(|f| f.kind == FlowKind::Refund && f.txn_id.is_none())
+        {
+            return false;
+        }
+        if let Err(r) = self.review_refund() {
+            self.finish_refused(r);
+            return true;
+        }
+        self.duplicate_check()
+    }
+
     /// R-DUP before anything is sent. Returns true when the flow stopped here.
     fn duplicate_check(&mut self) -> bool {
         let window = self.cfg.profile.duplicate_window();
