@@ -889,12 +889,30 @@ impl Terminal {
         Ok(())
     }
 
-    /// R-DUP by ECR reference: replays the first result. True when the flow ended here.
+    /// R-DUP by ECR reference. True when the flow ended here: the same request again is
+    /// answered with the first result; a different request under a reference already used
+    /// (a till that reuses its numbers after a decline) is refused as a conflict — replaying
+    /// the first result would report another refund's outcome for this one. Nothing is sent
+    /// either way.
     fn same_reference_replayed(&mut self) -> bool {
         let window = self.cfg.profile.duplicate_window();
-        let Some(reference) = self.flow().and_then(|f| f.ecr_reference.clone()) else {
+        let Some(f) = self.flow() else { return false };
+        let Some(reference) = f.ecr_reference.clone() else {
             return false;
         };
+        if let (Some(kind), Some(first)) = (
+            f.kind.txn_type(),
+            review::reference_use(&self.j, &reference, self.now, window),
+        ) && !review::same_request(
+            first,
+            kind,
+            f.amount,
+            &f.orig,
+            f.card.as_ref().map(|c| &c.hash),
+        ) {
+            self.finish_refused(Refusal::ReferenceConflict);
+            return true;
+        }
         match review::same_reference(&self.j, &reference, self.now, window).cloned() {
             Some(first) => {
                 self.replay_result(first);
@@ -928,15 +946,9 @@ impl Terminal {
     fn duplicate_check(&mut self) -> bool {
         let window = self.cfg.profile.duplicate_window();
         let Some(f) = self.flow() else { return false };
-        if let Some(reference) = f.ecr_reference.clone() {
-            if let Some(first) =
-                review::same_reference(&self.j, &reference, self.now, window).cloned()
-            {
-                // The same request again: the first result, the receipt again, no host message.
-                self.replay_result(first);
-                return true;
-            }
-            return false;
+        if f.ecr_reference.is_some() {
+            // Now with the card known: the same request again replays, another conflicts.
+            return self.same_reference_replayed();
         }
         if f.dup_confirmed {
             return false;

@@ -19,6 +19,10 @@ pub enum Refusal {
     SignOn,
     ReversalPending,
     Duplicate,
+    /// An ECR reference (TLV 1F1F) already used within the duplicate window, for a request
+    /// that is not the same one (amount, currency, original, card): neither a duplicate to
+    /// replay nor a new request to send.
+    ReferenceConflict,
     /// Field 39 from the host: numeric (`05`) or not (`A0`).
     Host(String),
     /// Nothing could be sent (connection refused).
@@ -53,7 +57,7 @@ impl Refusal {
             Refusal::Supervisor => "R-SUP",
             Refusal::SignOn => "R-SIGNON",
             Refusal::ReversalPending => "R-REVPENDING",
-            Refusal::Duplicate => "R-DUP",
+            Refusal::Duplicate | Refusal::ReferenceConflict => "R-DUP",
             Refusal::Host(_) => "R-HOST",
             Refusal::CommsFailed | Refusal::NoReply => "R-REV",
             Refusal::Cancelled => "CANCEL",
@@ -75,6 +79,10 @@ impl Refusal {
             Refusal::SignOn => 0x6B,
             Refusal::ReversalPending => 0x9B,
             Refusal::Duplicate => 0x5E,
+            // UNVERIFIED: ZVT has no code for a reused transaction reference. 9A "ZVT protocol
+            // error" says the ECR's request is at fault, which it is; 5E (94, duplicate) would
+            // tell the till its request was recognised and answered, which it was not.
+            Refusal::ReferenceConflict => 0x9A,
             Refusal::Host(code) => match code.parse::<u8>() {
                 Ok(n) if code.len() == 2 => n,
                 _ => 0xFF,
@@ -114,6 +122,7 @@ impl Refusal {
             Refusal::SignOn => ("请先签到", "PLEASE SIGN ON"),
             Refusal::ReversalPending => ("冲正未完成", "REVERSAL PENDING"),
             Refusal::Duplicate => ("重复交易", "DUPLICATE"),
+            Refusal::ReferenceConflict => ("参考号冲突", "REFERENCE CONFLICT"),
             Refusal::Host(code) => {
                 return match lang {
                     Language::Zh => format!("交易失败 {code}"),
