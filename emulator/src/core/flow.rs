@@ -16,7 +16,7 @@ use protocol::time::resolve_mmdd;
 
 use super::entry::{AmountField, DigitField};
 use super::receipt::{self, Copy};
-use super::refusal::{CardProblem, Refusal};
+use super::refusal::{CardProblem, Prompt, Refusal};
 use super::review::{self, Found};
 use super::{CardEvent, Terminal};
 use crate::journal::{EntryMode, OriginalRef, TxnRecord};
@@ -114,6 +114,9 @@ pub(super) struct Flow {
     pub sup_wrong: bool,
     /// An invalid original date was just typed.
     pub date_wrong: bool,
+    /// The prompt on screen that gives up if nobody answers, and when (see
+    /// [`Terminal::arm_prompt_timer`]).
+    pub prompt_deadline: Option<(Step, protocol::time::Instant)>,
 }
 
 impl Flow {
@@ -138,6 +141,7 @@ impl Flow {
             txn_id: None,
             sup_wrong: false,
             date_wrong: false,
+            prompt_deadline: None,
         }
     }
 }
@@ -975,6 +979,52 @@ impl Terminal {
         false
     }
 
+    // ---- prompts that time out ----
+
+    /// Starts a prompt's clock when it appears and drops it when the prompt goes, so the
+    /// card and possible-duplicate prompts give up after the profile's `prompts` timeouts.
+    /// Called after every event, wherever the flow's step was changed.
+    pub(super) fn arm_prompt_timer(&mut self) {
+        let now = self.now;
+        let card = self.cfg.profile.card_timeout();
+        let confirm = self.cfg.profile.confirm_timeout();
+        let Some(f) = self.flow_mut() else { return };
+        let limit = match f.step {
+            Step::Card => card,
+            Step::DupPrompt => confirm,
+            _ => {
+                f.prompt_deadline = None;
+                return;
+            }
+        };
+        if f.prompt_deadline.is_none_or(|(step, _)| step != f.step) {
+            f.prompt_deadline = Some((f.step, now + limit));
+        }
+    }
+
+    /// When the prompt on screen gives up, if one is up.
+    pub(super) fn prompt_deadline(&self) -> Option<protocol::time::Instant> {
+        self.flow()
+            .and_then(|f| f.prompt_deadline)
+            .map(|(_, at)| at)
+    }
+
+    /// Nobody answered: the transaction is abandoned (06 1E 6C to the ECR) and the display
+    /// says which prompt went unanswered.
+    pub(super) fn prompt_timeouts(&mut self) {
+        let Some((step, at)) = self.flow().and_then(|f| f.prompt_deadline) else {
+            return;
+        };
+        if at > self.now {
+            return;
+        }
+        let prompt = match step {
+            Step::Card => Prompt::Card,
+            _ => Prompt::Confirm,
+        };
+        self.finish_refused(Refusal::PromptTimeout(prompt));
+    }
+
     // ---- results ----
 
     /// Ends the current flow with a refusal: display, alert, refusal slip, ECR result.
@@ -999,7 +1049,7 @@ impl Terminal {
             self.ecr_refused(&r, None);
         }
         if let Some(tt) = kind.txn_type()
-            && !matches!(r, Refusal::Cancelled)
+            && !r.is_abandoned()
         {
             let slip =
                 receipt::refusal(&self.cfg.profile, tt, &r, pan.as_deref(), amount, self.now);

@@ -31,8 +31,19 @@ pub enum Refusal {
     NoReply,
     /// The cardholder or cashier cancelled.
     Cancelled,
+    /// Nobody answered a prompt within the profile's `prompts` timeout.
+    PromptTimeout(Prompt),
     /// The card could not be read or is not acceptable (expired, bad track).
     CardError(CardProblem),
+}
+
+/// A prompt that gives up when nobody answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// Swipe / insert / tap.
+    Card,
+    /// "Possible duplicate – continue?"
+    Confirm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +72,8 @@ impl Refusal {
             Refusal::Host(_) => "R-HOST",
             Refusal::CommsFailed | Refusal::NoReply => "R-REV",
             Refusal::Cancelled => "CANCEL",
+            Refusal::PromptTimeout(Prompt::Card) => "R-CARD-READ",
+            Refusal::PromptTimeout(Prompt::Confirm) => "R-DUP",
             Refusal::CardError(_) => "R-CARD-READ",
         }
     }
@@ -91,7 +104,8 @@ impl Refusal {
             // could be sent, A1 "remote station does not respond" when the outcome is unknown.
             Refusal::CommsFailed => 0xA3,
             Refusal::NoReply => 0xA1,
-            Refusal::Cancelled => 0x6C,
+            // 6C is "abort via timeout or abort key" (reference/zvt.md §4): both end here.
+            Refusal::Cancelled | Refusal::PromptTimeout(_) => 0x6C,
             Refusal::CardError(CardProblem::Unreadable) => 0x64,
             Refusal::CardError(CardProblem::Expired) => 0x78,
             Refusal::CardError(CardProblem::UseChip) => 0x7B,
@@ -132,6 +146,8 @@ impl Refusal {
             Refusal::CommsFailed => ("通讯失败", "COMMS FAILED"),
             Refusal::NoReply => ("交易超时", "NO REPLY"),
             Refusal::Cancelled => ("交易取消", "CANCELLED"),
+            Refusal::PromptTimeout(Prompt::Card) => ("等待刷卡超时", "NO CARD - TIMEOUT"),
+            Refusal::PromptTimeout(Prompt::Confirm) => ("确认超时", "NO ANSWER - TIMEOUT"),
             Refusal::CardError(CardProblem::Unreadable) => ("读卡失败", "CARD READ ERROR"),
             Refusal::CardError(CardProblem::Expired) => ("卡已过期", "CARD EXPIRED"),
             Refusal::CardError(CardProblem::UseChip) => ("请插卡", "PLEASE INSERT CARD"),
@@ -140,6 +156,12 @@ impl Refusal {
             Language::Zh => zh.to_string(),
             Language::En => en.to_string(),
         }
+    }
+
+    /// Nothing was attempted: the transaction was abandoned before it could be (a cancel, a
+    /// prompt nobody answered). The ECR gets 06 1E directly, no 04 0F, and no slip prints.
+    pub fn is_abandoned(&self) -> bool {
+        matches!(self, Refusal::Cancelled | Refusal::PromptTimeout(_))
     }
 
     /// English text for the ECR, whatever the terminal's language (TLV 14: CP437).
