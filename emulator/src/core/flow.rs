@@ -930,8 +930,7 @@ impl Terminal {
     /// advices and reversals go first (R-ADVICE), and what they resolve changes the answers: a
     /// CUP refund advice queued after a timeout may just have been approved, and the refund
     /// about to leave may be that same refund typed again — sent, the acquirer would book it
-    /// twice. Until now the terminal checked only before the advice's outcome was known.
-    /// Returns true when the flow stopped here (refused, replayed or asking).
+    /// twice. Returns true when the flow stopped here (refused, replayed or asking).
     pub(super) fn review_again_before_sending(&mut self) -> bool {
         if !self
             .flow()
