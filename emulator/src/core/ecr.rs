@@ -529,7 +529,7 @@ impl Terminal {
             return;
         }
         let txn_flow = self.flow().is_some_and(|f| f.kind.txn_type().is_some());
-        if *r != Refusal::Cancelled && txn_flow {
+        if !r.is_abandoned() && txn_flow {
             let code = r.zvt_code();
             let mut tlv_bytes = Vec::new();
             if let (true, Some((c, text))) = (self.pt.tlv_allowed(), r.extended_error()) {

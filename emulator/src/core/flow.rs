@@ -16,7 +16,7 @@ use protocol::time::resolve_mmdd;
 
 use super::entry::{AmountField, DigitField};
 use super::receipt::{self, Copy};
-use super::refusal::{CardProblem, Refusal};
+use super::refusal::{CardProblem, Prompt, Refusal};
 use super::review::{self, Found};
 use super::{CardEvent, Terminal};
 use crate::journal::{EntryMode, OriginalRef, TxnRecord};
@@ -114,6 +114,9 @@ pub(super) struct Flow {
     pub sup_wrong: bool,
     /// An invalid original date was just typed.
     pub date_wrong: bool,
+    /// The prompt on screen that gives up if nobody answers, and when (see
+    /// [`Terminal::arm_prompt_timer`]).
+    pub prompt_deadline: Option<(Step, protocol::time::Instant)>,
 }
 
 impl Flow {
@@ -138,6 +141,7 @@ impl Flow {
             txn_id: None,
             sup_wrong: false,
             date_wrong: false,
+            prompt_deadline: None,
         }
     }
 }
@@ -889,12 +893,30 @@ impl Terminal {
         Ok(())
     }
 
-    /// R-DUP by ECR reference: replays the first result. True when the flow ended here.
+    /// R-DUP by ECR reference. True when the flow ended here: the same request again is
+    /// answered with the first result; a different request under a reference already used
+    /// (a till that reuses its numbers after a decline) is refused as a conflict — replaying
+    /// the first result would report another refund's outcome for this one. Nothing is sent
+    /// either way.
     fn same_reference_replayed(&mut self) -> bool {
         let window = self.cfg.profile.duplicate_window();
-        let Some(reference) = self.flow().and_then(|f| f.ecr_reference.clone()) else {
+        let Some(f) = self.flow() else { return false };
+        let Some(reference) = f.ecr_reference.clone() else {
             return false;
         };
+        if let (Some(kind), Some(first)) = (
+            f.kind.txn_type(),
+            review::reference_use(&self.j, &reference, self.now, window),
+        ) && !review::same_request(
+            first,
+            kind,
+            f.amount,
+            &f.orig,
+            f.card.as_ref().map(|c| &c.hash),
+        ) {
+            self.finish_refused(Refusal::ReferenceConflict);
+            return true;
+        }
         match review::same_reference(&self.j, &reference, self.now, window).cloned() {
             Some(first) => {
                 self.replay_result(first);
@@ -904,19 +926,32 @@ impl Terminal {
         }
     }
 
+    /// Review and R-DUP once more, right before a refund's own request is built. The pending
+    /// advices and reversals go first (R-ADVICE), and what they resolve changes the answers: a
+    /// CUP refund advice queued after a timeout may just have been approved, and the refund
+    /// about to leave may be that same refund typed again — sent, the acquirer would book it
+    /// twice. Returns true when the flow stopped here (refused, replayed or asking).
+    pub(super) fn review_again_before_sending(&mut self) -> bool {
+        if !self
+            .flow()
+            .is_some_and(|f| f.kind == FlowKind::Refund && f.txn_id.is_none())
+        {
+            return false;
+        }
+        if let Err(r) = self.review_refund() {
+            self.finish_refused(r);
+            return true;
+        }
+        self.duplicate_check()
+    }
+
     /// R-DUP before anything is sent. Returns true when the flow stopped here.
     fn duplicate_check(&mut self) -> bool {
         let window = self.cfg.profile.duplicate_window();
         let Some(f) = self.flow() else { return false };
-        if let Some(reference) = f.ecr_reference.clone() {
-            if let Some(first) =
-                review::same_reference(&self.j, &reference, self.now, window).cloned()
-            {
-                // The same request again: the first result, the receipt again, no host message.
-                self.replay_result(first);
-                return true;
-            }
-            return false;
+        if f.ecr_reference.is_some() {
+            // Now with the card known: the same request again replays, another conflicts.
+            return self.same_reference_replayed();
         }
         if f.dup_confirmed {
             return false;
@@ -943,6 +978,52 @@ impl Terminal {
         false
     }
 
+    // ---- prompts that time out ----
+
+    /// Starts a prompt's clock when it appears and drops it when the prompt goes, so the
+    /// card and possible-duplicate prompts give up after the profile's `prompts` timeouts.
+    /// Called after every event, wherever the flow's step was changed.
+    pub(super) fn arm_prompt_timer(&mut self) {
+        let now = self.now;
+        let card = self.cfg.profile.card_timeout();
+        let confirm = self.cfg.profile.confirm_timeout();
+        let Some(f) = self.flow_mut() else { return };
+        let limit = match f.step {
+            Step::Card => card,
+            Step::DupPrompt => confirm,
+            _ => {
+                f.prompt_deadline = None;
+                return;
+            }
+        };
+        if f.prompt_deadline.is_none_or(|(step, _)| step != f.step) {
+            f.prompt_deadline = Some((f.step, now + limit));
+        }
+    }
+
+    /// When the prompt on screen gives up, if one is up.
+    pub(super) fn prompt_deadline(&self) -> Option<protocol::time::Instant> {
+        self.flow()
+            .and_then(|f| f.prompt_deadline)
+            .map(|(_, at)| at)
+    }
+
+    /// Nobody answered: the transaction is abandoned (06 1E 6C to the ECR) and the display
+    /// says which prompt went unanswered.
+    pub(super) fn prompt_timeouts(&mut self) {
+        let Some((step, at)) = self.flow().and_then(|f| f.prompt_deadline) else {
+            return;
+        };
+        if at > self.now {
+            return;
+        }
+        let prompt = match step {
+            Step::Card => Prompt::Card,
+            _ => Prompt::Confirm,
+        };
+        self.finish_refused(Refusal::PromptTimeout(prompt));
+    }
+
     // ---- results ----
 
     /// Ends the current flow with a refusal: display, alert, refusal slip, ECR result.
@@ -967,7 +1048,7 @@ impl Terminal {
             self.ecr_refused(&r, None);
         }
         if let Some(tt) = kind.txn_type()
-            && !matches!(r, Refusal::Cancelled)
+            && !r.is_abandoned()
         {
             let slip =
                 receipt::refusal(&self.cfg.profile, tt, &r, pan.as_deref(), amount, self.now);

@@ -238,7 +238,14 @@ impl Terminal {
             let built = match &job {
                 Job::SignOn => self.build_sign_on(),
                 Job::Pending { txn_id, .. } => self.build_pending(*txn_id),
-                Job::Txn => self.build_txn(),
+                Job::Txn => {
+                    if self.review_again_before_sending() {
+                        // Refused, replayed, or asking "possible duplicate": nothing leaves.
+                        self.host.jobs.clear();
+                        return;
+                    }
+                    self.build_txn()
+                }
                 Job::Settle => self.build_settlement(),
                 Job::Upload { remaining, count } => self.build_upload(remaining, *count),
                 Job::UploadEnd { count } => self.build_upload_end(*count),

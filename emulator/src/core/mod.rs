@@ -191,6 +191,7 @@ impl Terminal {
             Event::HostSendFailed => self.on_host_send_failed(),
             Event::HostClosed => self.on_host_closed(),
         }
+        self.arm_prompt_timer();
         self.refresh();
     }
 
@@ -208,6 +209,7 @@ impl Terminal {
             self.host.deadline(),
             self.leds_success_until,
             self.ecr_deadline(),
+            self.prompt_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -231,6 +233,8 @@ impl Terminal {
             self.leds_success_until = None;
         }
         self.ecr_timeouts();
+        self.prompt_timeouts();
+        self.arm_prompt_timer();
         self.refresh();
     }
 

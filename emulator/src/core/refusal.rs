@@ -19,6 +19,10 @@ pub enum Refusal {
     SignOn,
     ReversalPending,
     Duplicate,
+    /// An ECR reference (TLV 1F1F) already used within the duplicate window, for a request
+    /// that is not the same one (amount, currency, original, card): neither a duplicate to
+    /// replay nor a new request to send.
+    ReferenceConflict,
     /// Field 39 from the host: numeric (`05`) or not (`A0`).
     Host(String),
     /// Nothing could be sent (connection refused).
@@ -27,8 +31,19 @@ pub enum Refusal {
     NoReply,
     /// The cardholder or cashier cancelled.
     Cancelled,
+    /// Nobody answered a prompt within the profile's `prompts` timeout.
+    PromptTimeout(Prompt),
     /// The card could not be read or is not acceptable (expired, bad track).
     CardError(CardProblem),
+}
+
+/// A prompt that gives up when nobody answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// Swipe / insert / tap.
+    Card,
+    /// "Possible duplicate – continue?"
+    Confirm,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,10 +68,12 @@ impl Refusal {
             Refusal::Supervisor => "R-SUP",
             Refusal::SignOn => "R-SIGNON",
             Refusal::ReversalPending => "R-REVPENDING",
-            Refusal::Duplicate => "R-DUP",
+            Refusal::Duplicate | Refusal::ReferenceConflict => "R-DUP",
             Refusal::Host(_) => "R-HOST",
             Refusal::CommsFailed | Refusal::NoReply => "R-REV",
             Refusal::Cancelled => "CANCEL",
+            Refusal::PromptTimeout(Prompt::Card) => "R-CARD-READ",
+            Refusal::PromptTimeout(Prompt::Confirm) => "R-DUP",
             Refusal::CardError(_) => "R-CARD-READ",
         }
     }
@@ -75,6 +92,10 @@ impl Refusal {
             Refusal::SignOn => 0x6B,
             Refusal::ReversalPending => 0x9B,
             Refusal::Duplicate => 0x5E,
+            // UNVERIFIED: ZVT has no code for a reused transaction reference. 9A "ZVT protocol
+            // error" says the ECR's request is at fault, which it is; 5E (94, duplicate) would
+            // tell the till its request was recognised and answered, which it was not.
+            Refusal::ReferenceConflict => 0x9A,
             Refusal::Host(code) => match code.parse::<u8>() {
                 Ok(n) if code.len() == 2 => n,
                 _ => 0xFF,
@@ -83,7 +104,8 @@ impl Refusal {
             // could be sent, A1 "remote station does not respond" when the outcome is unknown.
             Refusal::CommsFailed => 0xA3,
             Refusal::NoReply => 0xA1,
-            Refusal::Cancelled => 0x6C,
+            // 6C is "abort via timeout or abort key" (reference/zvt.md §4): both end here.
+            Refusal::Cancelled | Refusal::PromptTimeout(_) => 0x6C,
             Refusal::CardError(CardProblem::Unreadable) => 0x64,
             Refusal::CardError(CardProblem::Expired) => 0x78,
             Refusal::CardError(CardProblem::UseChip) => 0x7B,
@@ -114,6 +136,7 @@ impl Refusal {
             Refusal::SignOn => ("请先签到", "PLEASE SIGN ON"),
             Refusal::ReversalPending => ("冲正未完成", "REVERSAL PENDING"),
             Refusal::Duplicate => ("重复交易", "DUPLICATE"),
+            Refusal::ReferenceConflict => ("参考号冲突", "REFERENCE CONFLICT"),
             Refusal::Host(code) => {
                 return match lang {
                     Language::Zh => format!("交易失败 {code}"),
@@ -123,6 +146,8 @@ impl Refusal {
             Refusal::CommsFailed => ("通讯失败", "COMMS FAILED"),
             Refusal::NoReply => ("交易超时", "NO REPLY"),
             Refusal::Cancelled => ("交易取消", "CANCELLED"),
+            Refusal::PromptTimeout(Prompt::Card) => ("等待刷卡超时", "NO CARD - TIMEOUT"),
+            Refusal::PromptTimeout(Prompt::Confirm) => ("确认超时", "NO ANSWER - TIMEOUT"),
             Refusal::CardError(CardProblem::Unreadable) => ("读卡失败", "CARD READ ERROR"),
             Refusal::CardError(CardProblem::Expired) => ("卡已过期", "CARD EXPIRED"),
             Refusal::CardError(CardProblem::UseChip) => ("请插卡", "PLEASE INSERT CARD"),
@@ -131,6 +156,12 @@ impl Refusal {
             Language::Zh => zh.to_string(),
             Language::En => en.to_string(),
         }
+    }
+
+    /// Nothing was attempted: the transaction was abandoned before it could be (a cancel, a
+    /// prompt nobody answered). The ECR gets 06 1E directly, no 04 0F, and no slip prints.
+    pub fn is_abandoned(&self) -> bool {
+        matches!(self, Refusal::Cancelled | Refusal::PromptTimeout(_))
     }
 
     /// English text for the ECR, whatever the terminal's language (TLV 14: CP437).

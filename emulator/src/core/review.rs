@@ -154,6 +154,40 @@ pub fn same_reference<'a>(
     })
 }
 
+/// The latest request under this ECR reference within the window, whatever its outcome: the
+/// one a reused reference is compared with.
+pub fn reference_use<'a>(
+    j: &'a JournalState,
+    reference: &str,
+    now: Instant,
+    window: std::time::Duration,
+) -> Option<&'a TxnRecord> {
+    j.txns.iter().rev().find(|t| {
+        t.ecr_reference.as_deref() == Some(reference) && now.saturating_since(t.at) <= window
+    })
+}
+
+/// Whether a request is the one `first` recorded: same type, amount and currency, same
+/// original as named, and the same card when the card is known yet. Only then may the
+/// reference replay `first`'s result; anything else reusing the reference is a conflict.
+pub fn same_request(
+    first: &TxnRecord,
+    kind: TxnType,
+    amount: Option<Money>,
+    orig: &OriginalRef,
+    card: Option<&PanHash>,
+) -> bool {
+    // A sale's record holds the amount with its surcharge; the request named the base.
+    let recorded = match (first.kind, first.surcharge) {
+        (TxnType::Sale, Some(s)) => first.amount.saturating_sub(s),
+        _ => first.amount,
+    };
+    first.kind == kind
+        && amount.is_none_or(|a| a == recorded)
+        && first.original_ref.clone().unwrap_or_default() == *orig
+        && card.is_none_or(|c| *c == first.pan_hash)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +348,51 @@ mod tests {
             review(&j, &j.txns[0], cny("1.00"), &card, day31, tz(), 30, true),
             Err(Refusal::Window)
         );
+    }
+
+    #[test]
+    fn a_reused_reference_is_the_same_request_only_if_everything_matches() {
+        let mut first = txn(
+            9,
+            TxnType::Refund,
+            Outcome::Declined("05".into()),
+            "30.00",
+            Some(1),
+        );
+        let orig = OriginalRef {
+            rrn: Some("000000000001".into()),
+            date: Some("1126".into()),
+            ..Default::default()
+        };
+        first.original_ref = Some(orig.clone());
+        let card = hash("6222021234567894");
+        let same = |kind, amount: &str, o: &OriginalRef, c: Option<&PanHash>| {
+            same_request(&first, kind, Some(cny(amount)), o, c)
+        };
+        assert!(same(TxnType::Refund, "30.00", &orig, None));
+        assert!(same(TxnType::Refund, "30.00", &orig, Some(&card)));
+        assert!(!same(TxnType::Refund, "20.00", &orig, None));
+        assert!(!same(TxnType::Sale, "30.00", &orig, None));
+        assert!(!same(
+            TxnType::Refund,
+            "30.00",
+            &OriginalRef::default(),
+            None
+        ));
+        assert!(!same(
+            TxnType::Refund,
+            "30.00",
+            &orig,
+            Some(&hash("4111111111111111"))
+        ));
+        let eur = Money::parse("30.00", Currency::from_alpha("EUR").unwrap()).unwrap();
+        assert!(!same_request(
+            &first,
+            TxnType::Refund,
+            Some(eur),
+            &orig,
+            None
+        ));
     }
 
     #[test]

@@ -999,3 +999,24 @@ fn an_orphan_unknown_row_from_an_older_journal_is_reversed_at_power_on() {
     assert_eq!(b.store.state().txn(id).unwrap().outcome, Outcome::Reversed);
     assert!(b.store.state().pending.is_empty());
 }
+
+/// The card prompt's deadline is one of the core's deadlines (a driver that sleeps until
+/// `poll_timeout` — `posrig emulate` does — wakes for it), starts when the prompt appears and
+/// ends the flow when it passes.
+#[test]
+fn the_card_prompt_gives_up_at_the_profiles_card_timeout() {
+    let mut b = Bench::new("cup-zh-cny.yaml", Some("cup-open-batch.yaml"), EcrLink::Tcp);
+    sign_on_cup(&mut b);
+    assert_eq!(b.t.poll_timeout(), None, "idle: nothing to wait for");
+    b.keys("MENU 3 ENTER 123456 ENTER");
+    assert!(b.display().contains("请刷卡"), "{}", b.display());
+    let card = b.t.config().profile.card_timeout();
+    assert_eq!(b.t.poll_timeout(), Some(b.now + card));
+    b.advance(card - Duration::from_millis(1));
+    assert!(b.display().contains("请刷卡"), "{}", b.display());
+    b.advance(Duration::from_millis(1));
+    assert!(b.display().contains("等待刷卡超时"), "{}", b.display());
+    assert_eq!(b.t.poll_timeout(), None, "the prompt's clock went with it");
+    b.keys("ENTER");
+    assert!(b.display().contains("欢迎光临"), "{}", b.display());
+}
