@@ -107,10 +107,12 @@ fn a_terminal_rig_runs_live_scenarios_on_a_terminal_reached_over_tcp() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every live scenario (sale, partial, over-refund, unreferenced) ran and passed.
     assert!(
         stdout.contains("PASS  refund/live/sale-then-refund-ecr"),
         "{stdout}"
     );
+    assert!(stdout.contains("passed     3\n"), "{stdout}");
 }
 
 #[test]
@@ -161,10 +163,12 @@ fn a_terminal_rig_runs_live_scenarios_across_a_socat_null_modem() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Every live scenario (sale, partial, over-refund, unreferenced) ran and passed.
     assert!(
         stdout.contains("PASS  refund/live/sale-then-refund-ecr"),
         "{stdout}"
     );
+    assert!(stdout.contains("passed     3\n"), "{stdout}");
 }
 
 fn refused(rig_body: &str, why: &str) {
