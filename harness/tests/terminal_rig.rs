@@ -72,6 +72,22 @@ fn run_rig(rig: &Path, filter: &str) -> std::process::Output {
         .unwrap()
 }
 
+/// Every live scenario (sale, partial, over-refund, unreferenced) ran and passed.
+fn assert_live_scenarios_passed(out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PASS  refund/live/sale-then-refund-ecr"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("passed     3\n"), "{stdout}");
+}
+
 fn stop(mut c: Child) {
     let _ = c.kill();
     let _ = c.wait();
@@ -100,19 +116,7 @@ fn a_terminal_rig_runs_live_scenarios_on_a_terminal_reached_over_tcp() {
     let s = String::from_utf8_lossy(&all.stdout);
     assert!(s.contains("N/A   refund/basics/full-refund-ecr"), "{s}");
     stop(emu);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Every live scenario (sale, partial, over-refund, unreferenced) ran and passed.
-    assert!(
-        stdout.contains("PASS  refund/live/sale-then-refund-ecr"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("passed     3\n"), "{stdout}");
+    assert_live_scenarios_passed(&out);
 }
 
 #[test]
@@ -156,19 +160,7 @@ fn a_terminal_rig_runs_live_scenarios_across_a_socat_null_modem() {
     let out = run_rig(&rig, "refund/live");
     stop(emu);
     stop(socat);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Every live scenario (sale, partial, over-refund, unreferenced) ran and passed.
-    assert!(
-        stdout.contains("PASS  refund/live/sale-then-refund-ecr"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("passed     3\n"), "{stdout}");
+    assert_live_scenarios_passed(&out);
 }
 
 fn refused(rig_body: &str, why: &str) {

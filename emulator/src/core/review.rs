@@ -147,11 +147,7 @@ pub fn same_reference<'a>(
     now: Instant,
     window: std::time::Duration,
 ) -> Option<&'a TxnRecord> {
-    j.txns.iter().rev().find(|t| {
-        t.ecr_reference.as_deref() == Some(reference)
-            && now.saturating_since(t.at) <= window
-            && t.outcome != Outcome::Unknown
-    })
+    uses_of(j, reference, now, window).find(|t| t.outcome != Outcome::Unknown)
 }
 
 /// The latest request under this ECR reference within the window, whatever its outcome: the
@@ -162,7 +158,20 @@ pub fn reference_use<'a>(
     now: Instant,
     window: std::time::Duration,
 ) -> Option<&'a TxnRecord> {
-    j.txns.iter().rev().find(|t| {
+    uses_of(j, reference, now, window).next()
+}
+
+/// Requests under this ECR reference within the window, newest first.
+fn uses_of<'a, 'r>(
+    j: &'a JournalState,
+    reference: &'r str,
+    now: Instant,
+    window: std::time::Duration,
+) -> impl Iterator<Item = &'a TxnRecord> + 'r
+where
+    'a: 'r,
+{
+    j.txns.iter().rev().filter(move |t| {
         t.ecr_reference.as_deref() == Some(reference) && now.saturating_since(t.at) <= window
     })
 }

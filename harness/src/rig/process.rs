@@ -176,10 +176,7 @@ impl Device for EmulatorProcess {
     }
 
     fn power_off(&mut self, _operator: &mut Operator) -> Result<(), String> {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill(); // SIGKILL on unix: a power cut, not a shutdown
-            let _ = c.wait();
-        }
+        self.kill();
         Ok(())
     }
 
@@ -191,12 +188,19 @@ impl Device for EmulatorProcess {
     }
 }
 
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
+impl EmulatorProcess {
+    /// SIGKILL on unix: a power cut, not a shutdown.
+    fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

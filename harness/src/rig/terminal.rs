@@ -403,6 +403,34 @@ enum Ev {
     SignalsClosed,
 }
 
+/// Forwards what arrives on a TCP connection as events, then one `closed` event.
+fn read_into(
+    s: &TcpStream,
+    tx: &Sender<Ev>,
+    data: fn(Vec<u8>) -> Ev,
+    closed: Ev,
+) -> Result<(), String> {
+    let mut reader = s.try_clone().map_err(|e| e.to_string())?;
+    let tx = tx.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(closed);
+                    break;
+                }
+                Ok(n) => {
+                    if tx.send(data(buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 enum EcrLine {
     Tcp(TcpStream),
     Serial(Box<dyn SerialPort>),
@@ -586,22 +614,7 @@ impl TerminalWorld {
         if let Some(addr) = self.reach.signals.clone() {
             let sig = connect(&addr, Duration::from_secs(5))
                 .map_err(|e| format!("the rig controller: {e}"))?;
-            let mut reader = sig.try_clone().map_err(|e| e.to_string())?;
-            let tx = self.ev_tx.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) | Err(_) => {
-                            let _ = tx.send(Ev::SignalsClosed);
-                            break;
-                        }
-                        Ok(n) => {
-                            let _ = tx.send(Ev::Signals(buf[..n].to_vec()));
-                        }
-                    }
-                }
-            });
+            read_into(&sig, &self.ev_tx, Ev::Signals, Ev::SignalsClosed)?;
             self.signals = Some(sig);
             self.rig = ClientSession::new(Duration::from_secs(5), 3);
             // What the terminal shows before anything happens.
@@ -624,22 +637,7 @@ impl TerminalWorld {
             .ok_or("the terminal's ECR port is not reachable (is it on?)")?;
         let s = connect(&addr, Duration::from_secs(5))
             .map_err(|e| format!("the terminal's ECR port: {e}"))?;
-        let mut reader = s.try_clone().map_err(|e| e.to_string())?;
-        let tx = self.ev_tx.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = tx.send(Ev::EcrClosed);
-                        break;
-                    }
-                    Ok(n) => {
-                        let _ = tx.send(Ev::Ecr(buf[..n].to_vec()));
-                    }
-                }
-            }
-        });
+        read_into(&s, &self.ev_tx, Ev::Ecr, Ev::EcrClosed)?;
         self.ecr_line = Some(EcrLine::Tcp(s));
         Ok(())
     }
