@@ -362,6 +362,11 @@ impl Host {
         self.log.get((seq as usize).checked_sub(1)?)
     }
 
+    /// See [`Ledger::number_from`].
+    pub fn number_from(&mut self, seed: u64) {
+        self.ledger.number_from(seed);
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }

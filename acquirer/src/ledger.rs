@@ -228,6 +228,16 @@ impl Ledger {
         }
     }
 
+    /// Numbers RRNs and approval codes from `seed` rather than 1. A real terminal keeps its
+    /// journal from one scenario (and one run) to the next while each scenario gets a fresh
+    /// simulator: numbering that restarted at 1 would hand it an RRN it already holds. Seeds
+    /// that differ by one give disjoint blocks of 100 RRNs (repeating after 10⁹ seeds) and
+    /// approval codes that repeat after 900 000 seeds.
+    pub fn number_from(&mut self, seed: u64) {
+        self.next_rrn = (seed % 1_000_000_000) * 100 + 1;
+        self.next_auth = (seed % 900_000) as u32;
+    }
+
     pub fn records(&self) -> &[Record] {
         &self.records
     }
@@ -782,6 +792,21 @@ mod tests {
     fn pan() -> Pan {
         Pan::new("6222021234567894").unwrap()
     }
+    #[test]
+    fn simulators_seeded_one_apart_never_share_an_rrn() {
+        let rrns = |seed: u64| {
+            let mut l = Ledger::new(vec![0; 16]);
+            l.number_from(seed);
+            (0..100).map(|_| l.assign().1).collect::<Vec<_>>()
+        };
+        let (a, b) = (rrns(17_650_000_000), rrns(17_650_000_001));
+        assert!(
+            a.iter().all(|r| r.len() == 12 && !b.contains(r)),
+            "{a:?} {b:?}"
+        );
+        assert_ne!(Ledger::new(vec![]).assign().1, a[0]);
+    }
+
     fn req(stan: u32, amount: &str) -> Request {
         Request {
             terminal_id: "20250001".into(),

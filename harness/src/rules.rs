@@ -72,6 +72,10 @@ pub const CAPABILITIES: &[(&str, &str)] = &[
         "paper-roll",
         "run the paper out after N more receipts (in-process rig)",
     ),
+    (
+        "posrig-terminal",
+        "the terminal is posrig's emulator: checks of its own slip layout apply",
+    ),
 ];
 
 pub fn is_capability(c: &str) -> bool {
@@ -123,7 +127,7 @@ pub const HOST_FAULTS: &[&str] = &[
 pub fn implied_capabilities(
     s: &crate::scenario::Scenario,
 ) -> std::collections::BTreeSet<&'static str> {
-    use crate::scenario::model::{PowerAction, Step};
+    use crate::scenario::model::Step;
     let mut c = std::collections::BTreeSet::new();
     if s.fixtures.journal.is_some() || s.signed_on == Some(true) {
         c.insert("preload-journal");
@@ -132,80 +136,94 @@ pub fn implied_capabilities(
         c.insert("set-clock");
     }
     for step in &s.steps {
-        match &step.value {
-            Step::Keys(_) => {
-                c.insert("keypad");
+        // A step that checks only on some rigs asks nothing of the others.
+        if matches!(&step.value, Step::Expect(e) | Step::Wait(e) if !e.requires.is_empty()) {
+            continue;
+        }
+        c.extend(step_capabilities(&step.value));
+    }
+    c
+}
+
+/// Capabilities one step uses.
+pub fn step_capabilities(
+    step: &crate::scenario::model::Step,
+) -> std::collections::BTreeSet<&'static str> {
+    use crate::scenario::model::{PowerAction, Step};
+    let mut c = std::collections::BTreeSet::new();
+    match step {
+        Step::Keys(_) => {
+            c.insert("keypad");
+        }
+        Step::Card(_) => {
+            c.insert("reader");
+        }
+        Step::Fault(f) => {
+            if f.paper_out.is_some() || f.cover_open.is_some() || f.paper_out_after.is_some() {
+                c.insert("printer-faults");
             }
-            Step::Card(_) => {
-                c.insert("reader");
+            if f.paper_out_after.is_some_and(|n| n > 0) {
+                c.insert("paper-roll");
             }
-            Step::Fault(f) => {
-                if f.paper_out.is_some() || f.cover_open.is_some() || f.paper_out_after.is_some() {
-                    c.insert("printer-faults");
-                }
-                if f.paper_out_after.is_some_and(|n| n > 0) {
-                    c.insert("paper-roll");
-                }
-                if f.chip_mute.is_some() || f.bad_swipe.is_some() {
-                    c.insert("reader-faults");
-                }
-                if f.host_down.is_some() {
-                    c.insert("host-down");
-                }
+            if f.chip_mute.is_some() || f.bad_swipe.is_some() {
+                c.insert("reader-faults");
             }
-            Step::Power(p) => {
-                c.insert("power");
-                if matches!(p, PowerAction::CutAt(_)) {
-                    c.insert("power-failpoints");
-                }
+            if f.host_down.is_some() {
+                c.insert("host-down");
             }
-            Step::Ecr(_) => {
+        }
+        Step::Power(p) => {
+            c.insert("power");
+            if matches!(p, PowerAction::CutAt(_)) {
+                c.insert("power-failpoints");
+            }
+        }
+        Step::Ecr(_) => {
+            c.insert("ecr");
+        }
+        Step::EcrReply(_) => {
+            c.insert("ecr");
+        }
+        Step::EcrLine(l) => {
+            c.insert("ecr");
+            if l.inject.is_some()
+                || l.drop_acks.is_some()
+                || l.corrupt_frames.is_some()
+                || l.delay_ack_ms.is_some()
+            {
+                c.insert("ecr-serial");
+            }
+            if l.disconnect {
+                c.insert("ecr-tcp");
+            }
+        }
+        Step::Expect(e) | Step::Wait(e) => {
+            if e.display.is_some() {
+                c.insert("display");
+            }
+            if e.printer.is_some() {
+                c.insert("printer");
+            }
+            if e.leds.is_some() {
+                c.insert("leds");
+            }
+            if e.beeper.is_some() {
+                c.insert("beeper");
+            }
+            if !e.ecr.is_empty() {
                 c.insert("ecr");
             }
-            Step::EcrReply(_) => {
-                c.insert("ecr");
-            }
-            Step::EcrLine(l) => {
-                c.insert("ecr");
-                if l.inject.is_some()
-                    || l.drop_acks.is_some()
-                    || l.corrupt_frames.is_some()
-                    || l.delay_ack_ms.is_some()
-                {
-                    c.insert("ecr-serial");
-                }
-                if l.disconnect {
-                    c.insert("ecr-tcp");
-                }
-            }
-            Step::Expect(e) | Step::Wait(e) => {
-                if e.display.is_some() {
+            for (_, src) in e.capture.iter() {
+                if src.starts_with("ecr.") {
+                    c.insert("ecr");
+                } else if src == "display" {
                     c.insert("display");
-                }
-                if e.printer.is_some() {
+                } else if src == "printer" {
                     c.insert("printer");
                 }
-                if e.leds.is_some() {
-                    c.insert("leds");
-                }
-                if e.beeper.is_some() {
-                    c.insert("beeper");
-                }
-                if !e.ecr.is_empty() {
-                    c.insert("ecr");
-                }
-                for (_, src) in e.capture.iter() {
-                    if src.starts_with("ecr.") {
-                        c.insert("ecr");
-                    } else if src == "display" {
-                        c.insert("display");
-                    } else if src == "printer" {
-                        c.insert("printer");
-                    }
-                }
             }
-            Step::Host(_) => {}
         }
+        Step::Host(_) => {}
     }
     c
 }

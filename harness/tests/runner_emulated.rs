@@ -106,3 +106,25 @@ steps:
         r.transcript
     );
 }
+
+#[test]
+fn a_check_marked_for_posrig_terminals_is_checked_on_the_emulator() {
+    // The emulated rig is posrig's terminal: a wrong gated check fails there.
+    let src = r#"id: refund/t/gated
+name: t
+proves: a gated check runs on the emulator
+requires: [display]
+terminal: fixtures/terminals/zvt-en-eur.yaml
+steps:
+  - expect:
+      requires: [posrig-terminal]
+      display: {contains: "NOT ON THE DISPLAY"}
+"#;
+    let r = run(src);
+    assert!(matches!(r.verdict, Verdict::Failed), "{:?}", r.verdict);
+    assert!(
+        r.failures[0].message.contains("NOT ON THE DISPLAY"),
+        "{:?}",
+        r.failures
+    );
+}

@@ -229,3 +229,28 @@ steps:
     let e = err(&src.replace("reply.57.3", "reply.x"));
     assert!(e.message.contains("bad field \"reply.x\""), "{}", e.message);
 }
+
+#[test]
+fn a_check_for_some_rigs_only_asks_nothing_of_the_others_and_cannot_capture() {
+    // Its display check needs no `display` in the scenario's requires.
+    let d = suite();
+    let gated = GOOD.replace(
+        "  - expect:\n      display: {contains: \"${rrn}\"}\n",
+        "  - expect:\n      requires: [posrig-terminal]\n      display: {contains: \"${rrn}\"}\n",
+    );
+    assert_ne!(gated, GOOD);
+    let only = gated.replace(
+        "requires: [keypad, display, printer]",
+        "requires: [keypad, printer]",
+    );
+    load_file(&write(d.path(), &only)).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    let e = err(&gated.replace("[posrig-terminal]", "[posrig-termnial]"));
+    assert_eq!(e.line, 16, "{}", e.excerpt);
+    assert!(e.message.contains("unknown capability"), "{e}");
+    let e = err(&gated.replace(
+        "      display: {contains: \"${rrn}\"}\n",
+        "      display: {contains: \"${rrn}\"}\n      capture: {shown: display}\n",
+    ));
+    assert_eq!(e.line, 15, "{}", e.excerpt);
+    assert!(e.message.contains("cannot `capture:`"), "{e}");
+}

@@ -279,6 +279,7 @@ const EMULATOR_ONLY: &[&str] = &[
     "virtual-time",
     "power-failpoints",
     "paper-roll",
+    "posrig-terminal",
 ];
 
 /// What a real terminal's rig can do: the ECR line it has, the acquirer (always the runner's),

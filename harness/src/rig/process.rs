@@ -107,7 +107,7 @@ pub fn run(
             .unwrap_or_else(|| Duration::from_secs_f64(1.0 / scale).max(Duration::from_millis(40))),
     };
     let mut w = TerminalWorld::build(ls, s, parts)?;
-    let failures = crate::runner::steps::execute(&mut w, ls, v);
+    let failures = crate::runner::steps::execute(&mut w, ls, v, &|c| rig.provides(c));
     Ok((failures, w.finish()))
 }
 

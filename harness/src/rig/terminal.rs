@@ -351,7 +351,11 @@ pub fn run(
     v: &Variant,
     rig: &LoadedRig,
 ) -> Result<(Vec<Failure>, Finished), String> {
-    let s = setup(ls, v)?;
+    let clock = WallClock::new(1.0);
+    let mut s = setup(ls, v)?;
+    // Deciseconds of the wall clock: RRNs unique across this terminal's scenarios and runs.
+    s.host
+        .number_from((clock.now().as_millis() / 100).unsigned_abs());
     if !s.journal_ops.is_empty() {
         return Err("a real terminal's journal cannot be preloaded".into());
     }
@@ -369,7 +373,7 @@ pub fn run(
         Operator::attended(Duration::from_secs(rig.file.operator_timeout_s))
     };
     let parts = Parts {
-        clock: WallClock::new(1.0),
+        clock,
         listen: acquirer_listen(rig),
         access,
         link: ecr.link_mode(),
@@ -378,7 +382,7 @@ pub fn run(
         quiet: Duration::from_millis(rig.file.quiet_ms.unwrap_or(1000)),
     };
     let mut w = TerminalWorld::build(ls, s, parts)?;
-    let failures = crate::runner::steps::execute(&mut w, ls, v);
+    let failures = crate::runner::steps::execute(&mut w, ls, v, &|c| rig.provides(c));
     Ok((failures, w.finish()))
 }
 

@@ -349,7 +349,7 @@ pub fn run_variant(
     let outcome = match rig.file.kind {
         crate::rig::RigKind::Emulated => {
             crate::rig::emulated::EmulatedWorld::build(ls, v).map(|mut w| {
-                let r = steps::execute(&mut w, ls, v);
+                let r = steps::execute(&mut w, ls, v, &|c| rig.provides(c));
                 (r, w.finish())
             })
         }

@@ -105,7 +105,14 @@ impl Ctx<'_> {
 }
 
 /// Runs the steps; stops at the first failing one (later steps depend on it).
-pub(crate) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> Vec<Failure> {
+/// Runs a scenario's steps; `provides` says which capabilities the rig has, for the checks
+/// that apply only on some rigs.
+pub(crate) fn execute<W: World>(
+    w: &mut W,
+    ls: &LoadedScenario,
+    v: &Variant,
+    provides: &dyn Fn(&str) -> bool,
+) -> Vec<Failure> {
     let s = &ls.scenario;
     let profile = w.profile().clone();
     let mut ctx = Ctx {
@@ -148,6 +155,20 @@ pub(crate) fn execute<W: World>(w: &mut W, ls: &LoadedScenario, v: &Variant) -> 
         // Titles name captured values by their variable: the values differ between rigs.
         let title = title(&step.value, &v.vars);
         w.recorder().transcript.begin_step(title);
+        if let Step::Expect(e) | Step::Wait(e) = &step.value {
+            let lacking: Vec<&str> = e
+                .requires
+                .iter()
+                .map(|r| r.value.as_str())
+                .chain(crate::rules::step_capabilities(&step.value))
+                .filter(|c| !provides(c))
+                .collect();
+            if !e.requires.is_empty() && !lacking.is_empty() {
+                let note = format!("not checked on this rig (it lacks {})", lacking.join(", "));
+                w.recorder().push(Channel::Note, note);
+                continue;
+            }
+        }
         if let Err(f) = run_step(w, &step.value, directives[i], &mut ctx) {
             return vec![f];
         }

@@ -198,19 +198,7 @@ fn check(c: &mut Checker<'_>, s: &Scenario, root: &Path, source: &str) {
             );
         }
     }
-    for r in &s.requires {
-        if !rules::is_capability(&r.value) {
-            let known: Vec<&str> = rules::CAPABILITIES.iter().map(|(r, _)| *r).collect();
-            c.at(
-                r,
-                format!(
-                    "unknown capability {:?}; known: {}",
-                    r.value,
-                    known.join(", ")
-                ),
-            );
-        }
-    }
+    check_capabilities(c, &s.requires);
     // What the steps use must be declared, so a reader (and a lab) sees it in `requires:`.
     let declared: Vec<&str> = s.requires.iter().map(|r| r.value.as_str()).collect();
     let missing: Vec<&str> = rules::implied_capabilities(s)
@@ -490,7 +478,30 @@ fn check_step(c: &mut Checker<'_>, step: &Spanned<Step>) {
     }
 }
 
+fn check_capabilities(c: &mut Checker<'_>, caps: &[Spanned<String>]) {
+    for r in caps {
+        if !rules::is_capability(&r.value) {
+            let known: Vec<&str> = rules::CAPABILITIES.iter().map(|(r, _)| *r).collect();
+            c.at(
+                r,
+                format!(
+                    "unknown capability {:?}; known: {}",
+                    r.value,
+                    known.join(", ")
+                ),
+            );
+        }
+    }
+}
+
 fn check_expectations(c: &mut Checker<'_>, step: &Spanned<Step>, e: &Expectations) {
+    check_capabilities(c, &e.requires);
+    if !e.requires.is_empty() && !e.capture.0.is_empty() {
+        c.at(
+            step,
+            "a step that checks only on some rigs cannot `capture:`: later steps would lack the variable elsewhere",
+        );
+    }
     for (k, _) in &e.ecr.0 {
         let known = [
             "result",

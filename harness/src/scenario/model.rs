@@ -375,6 +375,12 @@ pub struct HostStep {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expectations {
+    /// Check only on rigs with these capabilities (and those the checks themselves use);
+    /// elsewhere the step is skipped with a note. `[posrig-terminal]` marks what only posrig's
+    /// own terminal prints (fee and NET lines, rule IDs), so the scenario stays runnable on a
+    /// real terminal.
+    #[serde(default)]
+    pub requires: Vec<Spanned<String>>,
     /// `wait` only: let this much time pass (virtual on emulated rigs), so timeouts fire.
     #[serde(default)]
     pub time_ms: Option<u64>,
