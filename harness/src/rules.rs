@@ -129,7 +129,9 @@ pub fn implied_capabilities(
 ) -> std::collections::BTreeSet<&'static str> {
     use crate::scenario::model::Step;
     let mut c = std::collections::BTreeSet::new();
-    if s.fixtures.journal.is_some() || s.signed_on == Some(true) {
+    // `signed_on: false` too: a terminal that has never signed on is as much a prepared journal
+    // as one that has; a real terminal is in whatever state its last run left it.
+    if s.fixtures.journal.is_some() || s.signed_on.is_some() {
         c.insert("preload-journal");
     }
     if s.clock.is_some() {

@@ -60,7 +60,7 @@ fn a_host_step_answers_the_sign_on_sent_at_power_on() {
     let r = run(r#"id: refund/t/power-on
 name: t
 proves: the power-on 0800 meets the first host step
-requires: [display]
+requires: [display, preload-journal]
 terminal: fixtures/terminals/zvt-en-eur.yaml
 signed_on: false
 steps:

@@ -254,3 +254,25 @@ fn a_check_for_some_rigs_only_asks_nothing_of_the_others_and_cannot_capture() {
     assert_eq!(e.line, 15, "{}", e.excerpt);
     assert!(e.message.contains("cannot `capture:`"), "{e}");
 }
+
+#[test]
+fn an_amount_may_hold_a_variable_but_not_junk() {
+    let with = |amount: &str| {
+        GOOD.replace(
+            "  - keys: [MENU, \"3\", ENTER]\n",
+            &format!("  - ecr:\n      refund: {{amount: {amount}}}\n"),
+        )
+        .replace("requires: [keypad,", "requires: [ecr, keypad,")
+    };
+    let d = suite();
+    load_file(&write(d.path(), &with("{minor: \"1${today_mmdd}\"}")))
+        .unwrap_or_else(|e| panic!("{}", e.excerpt));
+    load_file(&write(d.path(), &with("\"${amount}\""))).unwrap_or_else(|e| panic!("{}", e.excerpt));
+    let e = err(&with("{minor: \"12a\"}"));
+    assert!(
+        e.message.contains("not a whole number of minor units"),
+        "{e}"
+    );
+    let e = err(&with("{minor: \"1${nowhere}\"}"));
+    assert!(e.message.contains("undefined variable `nowhere`"), "{e}");
+}

@@ -380,7 +380,14 @@ impl FeeRefundPolicy {
 #[serde(untagged)]
 pub enum AmountSpec {
     Major(String),
-    Minor { minor: u64 },
+    Minor {
+        minor: u64,
+    },
+    /// `{minor: "1${start_mmss}"}`: minor units the harness knows once it substituted its
+    /// variables ([`AmountSpec::with_text`]).
+    MinorText {
+        minor: String,
+    },
 }
 
 impl AmountSpec {
@@ -388,6 +395,20 @@ impl AmountSpec {
         match self {
             AmountSpec::Major(s) => Money::parse(s, currency),
             AmountSpec::Minor { minor } => Ok(Money::from_minor(*minor, currency)),
+            AmountSpec::MinorText { minor } => minor
+                .trim()
+                .parse()
+                .map(|m| Money::from_minor(m, currency))
+                .map_err(|_| MoneyError::Malformed(minor.clone())),
+        }
+    }
+
+    /// The same amount with its text rewritten (variables substituted).
+    pub fn with_text(&self, f: impl FnOnce(&str) -> String) -> AmountSpec {
+        match self {
+            AmountSpec::Major(s) => AmountSpec::Major(f(s)),
+            AmountSpec::MinorText { minor } => AmountSpec::MinorText { minor: f(minor) },
+            m @ AmountSpec::Minor { .. } => m.clone(),
         }
     }
 }
@@ -395,9 +416,15 @@ impl AmountSpec {
 impl<'de> Deserialize<'de> for AmountSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum MinorValue {
+            Number(u64),
+            Text(String),
+        }
+        #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Minor {
-            minor: u64,
+            minor: MinorValue,
         }
         #[derive(Deserialize)]
         #[serde(untagged)]
@@ -408,13 +435,25 @@ impl<'de> Deserialize<'de> for AmountSpec {
             Int(i64),
         }
         match Raw::deserialize(d)? {
+            // `"1${start_mmss}"`: the harness substitutes its variables, then parses.
+            Raw::Str(s) if s.contains("${") => Ok(AmountSpec::Major(s)),
             Raw::Str(s) => {
                 Decimal::from_str(s.trim()).map_err(|_| {
                     serde::de::Error::custom(format!("{s:?} is not an amount in major units"))
                 })?;
                 Ok(AmountSpec::Major(s))
             }
-            Raw::Minor(m) => Ok(AmountSpec::Minor { minor: m.minor }),
+            Raw::Minor(Minor {
+                minor: MinorValue::Number(minor),
+            }) => Ok(AmountSpec::Minor { minor }),
+            Raw::Minor(Minor {
+                minor: MinorValue::Text(minor),
+            }) if minor.contains("${") => Ok(AmountSpec::MinorText { minor }),
+            Raw::Minor(Minor {
+                minor: MinorValue::Text(t),
+            }) => Err(serde::de::Error::custom(format!(
+                "minor: {t:?} is not a whole number of minor units"
+            ))),
             Raw::Float(f) => Err(serde::de::Error::custom(format!(
                 "amount {f} is a YAML number; write it as a string (\"{f}\") or {{minor: N}}"
             ))),

@@ -205,7 +205,7 @@ impl EmulatedWorld {
         } else {
             Transport::tcp()
         };
-        let today = start.to_local(profile.time_zone).date_naive();
+        let started = start.to_local(profile.time_zone).naive_local();
         let w = EmulatedWorld {
             clock: VirtualClock::new(start),
             start,
@@ -219,7 +219,7 @@ impl EmulatedWorld {
             delayed: VecDeque::new(),
             cards,
             obs: Observed::default(),
-            rec: Recorder::new(today, ls.scenario.link_events),
+            rec: Recorder::new(started, ls.scenario.link_events),
             printer: protocol::escpos::Parser::new(),
             host_seen: 0,
             cut_at: None,

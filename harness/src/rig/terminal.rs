@@ -557,7 +557,7 @@ impl TerminalWorld {
             }));
             ecr_line = Some(EcrLine::Serial(port));
         }
-        let today = start.to_local(profile.time_zone).date_naive();
+        let started = start.to_local(profile.time_zone).naive_local();
         Ok(TerminalWorld {
             clock,
             scale,
@@ -582,7 +582,7 @@ impl TerminalWorld {
             cards,
             profile,
             obs: Observed::default(),
-            rec: Recorder::new(today, ls.scenario.link_events),
+            rec: Recorder::new(started, ls.scenario.link_events),
             printer: protocol::escpos::Parser::new(),
             host_down: false,
             last_activity: std::time::Instant::now(),
@@ -913,6 +913,12 @@ impl World for TerminalWorld {
     }
 
     fn card(&mut self, a: &CardAct) -> Result<(), String> {
+        // The controller answers only while the terminal is on; a card taken out of a terminal
+        // that is off leaves nothing to tell (the emulated rig records nothing either), and the
+        // terminal boots with its reader empty.
+        if !self.is_on && self.reach.signals.is_some() && matches!(a, CardAct::Remove) {
+            return Ok(());
+        }
         if self.signals.is_some() {
             let name = |n: &str| {
                 CardName::new(n)
@@ -983,6 +989,8 @@ impl World for TerminalWorld {
             self.disconnect();
             self.obs.powered = false;
             self.obs.display.clear();
+            // A terminal without power shows nothing and lights nothing.
+            self.obs.leds = [LedState::Off; 4];
             self.ecr.reset();
             self.printer = protocol::escpos::Parser::new();
             self.rec.push(Channel::Note, "power cut".into());

@@ -93,12 +93,15 @@ pub struct Recorder {
     pub link_events: bool,
     /// Raw bytes per channel with timestamps (ms since the run started), PAN-redacted.
     pub raw: BTreeMap<&'static str, Vec<(i64, Vec<u8>)>>,
+    /// The terminal's local date and time when the scenario started.
+    pub started: chrono::NaiveDateTime,
 }
 
 impl Recorder {
-    pub fn new(today: chrono::NaiveDate, link_events: bool) -> Recorder {
+    pub fn new(started: chrono::NaiveDateTime, link_events: bool) -> Recorder {
         Recorder {
-            transcript: Transcript::new(today),
+            transcript: Transcript::new(started.date()),
+            started,
             link_events,
             raw: BTreeMap::new(),
         }

@@ -24,8 +24,29 @@ use crate::scenario::model::*;
 use crate::transcript::Channel;
 
 /// Variables every scenario has: `today_mmdd`, the terminal's date at the start (MMDD), for
-/// keying an original's date on a terminal whose clock cannot be set.
-pub const BUILTIN_VARS: &[&str] = &["today_mmdd"];
+/// keying an original's date on a terminal whose clock cannot be set; `start_mmss`, the minute
+/// and second of the start (MMSS), which differs between any two scenarios less than an hour
+/// apart on a real terminal (and is `0000` at the emulator's default clock).
+pub const BUILTIN_VARS: &[&str] = &["today_mmdd", "start_mmss"];
+
+/// An amount of a step, its variables substituted first.
+fn amount(
+    a: &crate::scenario::AmountValue,
+    cur: protocol::money::Currency,
+    ctx: &Ctx<'_>,
+) -> Result<protocol::money::Money, String> {
+    let mut bad = None;
+    let a = a.with_text(|s| {
+        subst(s, &ctx.vars).unwrap_or_else(|e| {
+            bad = Some(e);
+            s.to_string()
+        })
+    });
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    a.resolve(cur).map_err(|e| e.to_string())
+}
 
 /// Replaces `${name}` with its value.
 pub fn subst(s: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
@@ -122,10 +143,13 @@ pub(crate) fn execute<W: World>(
         line: 0,
     };
     // The terminal's date, for keying an original's date: a real terminal's today is today.
-    if let Some(today) = w.recorder().transcript.today {
+    // And the minute and second the scenario started, for what must differ between runs on a
+    // terminal that remembers (an unreferenced refund's amount inside the duplicate window).
+    let started = w.recorder().started;
+    for (name, format) in [("today_mmdd", "%m%d"), ("start_mmss", "%M%S")] {
         ctx.vars
-            .entry("today_mmdd".into())
-            .or_insert_with(|| today.format("%m%d").to_string());
+            .entry(name.into())
+            .or_insert_with(|| started.format(format).to_string());
     }
     // Host directives are installed up front, in order: the request a step is about is often
     // triggered by an earlier step.
@@ -847,7 +871,7 @@ fn build_ecr(
         }
         EcrCommand::Authorization(p) => {
             let cur = currency(&p.currency, ctx)?;
-            let amount = p.amount.resolve(cur).map_err(|e| e.to_string())?;
+            let amount = amount(&p.amount, cur, ctx)?;
             Command::Authorization(Authorization {
                 amount_minor: Some(amount.minor()),
                 currency: Some(cur.numeric()),
@@ -858,7 +882,7 @@ fn build_ecr(
         }
         EcrCommand::Refund(r) => {
             let cur = currency(&r.currency, ctx)?;
-            let amount = r.amount.resolve(cur).map_err(|e| e.to_string())?;
+            let amount = amount(&r.amount, cur, ctx)?;
             let mut z = ZRefund {
                 password: password(&r.password, ctx)?,
                 amount_minor: Some(amount.minor()),
@@ -906,11 +930,7 @@ fn build_ecr(
             let receipt = subst(&r.receipt, &ctx.vars)?;
             let digits = receipt.trim_start_matches('0');
             let amount = match &r.amount {
-                Some(a) => Some(
-                    a.resolve(ctx.profile.currency)
-                        .map_err(|e| e.to_string())?
-                        .minor(),
-                ),
+                Some(a) => Some(amount(a, ctx.profile.currency, ctx)?.minor()),
                 None => None,
             };
             Command::Reversal(ZReversal {

@@ -36,8 +36,9 @@ pub struct Scenario {
     /// profile's zone.
     #[serde(default)]
     pub clock: Option<Spanned<String>>,
-    /// Start signed on (working keys loaded), as a terminal would be mid-day. Default: true for
-    /// manual sign-on profiles is *false* — say it explicitly when a scenario depends on it.
+    /// Start signed on (working keys loaded), as a terminal would be mid-day, or (`false`) never
+    /// signed on. Either is a prepared state (`preload-journal`); without the key a fresh
+    /// emulator starts not signed on and a real terminal as its last run left it.
     #[serde(default)]
     pub signed_on: Option<bool>,
     /// Variables usable as `${name}` in any string of the steps.
