@@ -472,6 +472,8 @@ pub struct TerminalWorld {
     ecr: EcrSide,
     signals: Option<TcpStream>,
     rig: ClientSession,
+    /// Why the controller refused (ERR) or never answered the request in flight.
+    rig_refused: Option<String>,
     cards: Arc<CardSet>,
     profile: TerminalProfile,
     obs: Observed,
@@ -579,6 +581,7 @@ impl TerminalWorld {
             ecr: EcrSide::new(transport),
             signals: None,
             rig: ClientSession::new(Duration::from_secs(5), 3),
+            rig_refused: None,
             cards,
             profile,
             obs: Observed::default(),
@@ -621,6 +624,11 @@ impl TerminalWorld {
             read_into(&sig, &self.ev_tx, Ev::Signals, Ev::SignalsClosed)?;
             self.signals = Some(sig);
             self.rig = ClientSession::new(Duration::from_secs(5), 3);
+            // A terminal outlives its scenarios: one that failed may have left its card in, and
+            // every later insert would be refused. "No card inserted" is the usual answer.
+            if first {
+                let _ = self.rig_request(Request::Card(CardAction::Remove));
+            }
             // What the terminal shows before anything happens.
             self.rig_request(Request::Get(GetWhat::Display))?;
             self.rig_request(Request::Get(GetWhat::Leds))?;
@@ -762,9 +770,23 @@ impl TerminalWorld {
                 result: Ok(Some(report)),
                 ..
             } => self.on_report(report),
+            // A refused card or key did not happen: the step must fail here, not three steps
+            // later with "no request arrived".
+            ClientEvent::Reply {
+                request,
+                result: Err((code, text)),
+                ..
+            } => {
+                self.rig_refused = Some(format!(
+                    "the rig controller refused {request:?}: {} {text}",
+                    code.as_str()
+                ));
+            }
+            ClientEvent::Timeout { request, .. } => {
+                self.rig_refused = Some(format!("the rig controller never answered {request:?}"));
+            }
             ClientEvent::Reply { .. }
             | ClientEvent::EventGap { .. }
-            | ClientEvent::Timeout { .. }
             | ClientEvent::LinkError { .. }
             | ClientEvent::Malformed(_) => {}
         }
@@ -827,13 +849,17 @@ impl TerminalWorld {
             return Err("this rig has no controller (`signals:`) to do that".into());
         }
         let now = self.now();
+        self.rig_refused = None;
         let seq = self.rig.send(r, now).map_err(|e| e.to_string())?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             self.flush();
             // Replies are consumed by flush(); a finished request leaves the session idle.
             if self.rig.is_idle() {
-                return Ok(());
+                return match self.rig_refused.take() {
+                    Some(why) => Err(why),
+                    None => Ok(()),
+                };
             }
             if std::time::Instant::now() >= deadline {
                 return Err(format!("rig link: no reply to request {seq}"));
