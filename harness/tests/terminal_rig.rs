@@ -297,15 +297,17 @@ fn a_busy_acquirer_address_stops_the_run() {
     );
 }
 
-/// A throwaway suite for attended mode: the repo's fixtures and one scenario that needs a card
-/// put in and taken out by hand.
-fn attended_suite() -> tempfile::TempDir {
+/// A throwaway suite: the repo's fixtures and one scenario, `refund/bench/s.yaml`.
+fn suite_with(scenario: &str) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(root().join("fixtures"), d.path().join("fixtures")).unwrap();
     std::fs::create_dir_all(d.path().join("refund/bench")).unwrap();
-    std::fs::write(
-        d.path().join("refund/bench/attended-sale.yaml"),
-        r#"id: refund/bench/attended-sale
+    std::fs::write(d.path().join("refund/bench/s.yaml"), scenario).unwrap();
+    d
+}
+
+/// For attended mode: a sale whose card is put in and taken out by hand.
+const ATTENDED_SALE: &str = r#"id: refund/bench/s
 name: A sale whose card the operator inserts and removes
 proves: in attended mode the operator's hands stand in for the rig controller
 requires: [ecr, reader]
@@ -321,11 +323,7 @@ steps:
   - expect:
       ecr: {result: "00", completed: "true"}
   - card: remove
-"#,
-    )
-    .unwrap();
-    d
-}
+"#;
 
 /// `posrig run` on an attended rig (no controller), stdin and stderr piped: the test is the
 /// operator at the console.
@@ -348,7 +346,7 @@ fn attended_mode_asks_the_operator_and_waits_for_enter() {
     let host = free_port();
     let (emu, ecr, signals) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
     let rig = tcp_rig(dir.path(), "zvt-en-eur", &ecr.unwrap(), None, host, "");
-    let suite = attended_suite();
+    let suite = suite_with(ATTENDED_SALE);
     let mut run = run_attended(suite.path(), &rig);
     let mut console = run.stdin.take().unwrap();
     // The operator's hands: the emulator's own controller port, typed at in human mode.
@@ -375,10 +373,7 @@ fn attended_mode_asks_the_operator_and_waits_for_enter() {
     stop(emu);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{asked:?}");
-    assert!(
-        stdout.contains("PASS  refund/bench/attended-sale"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("PASS  refund/bench/s"), "{stdout}");
     assert_eq!(asked.len(), 2, "{asked:?}");
     assert!(
         asked[0].ends_with("then press ENTER here (120 s)"),
@@ -399,7 +394,7 @@ fn an_operator_who_does_not_answer_fails_the_step_after_the_timeout() {
         host,
         "operator_timeout_s: 1\n",
     );
-    let suite = attended_suite();
+    let suite = suite_with(ATTENDED_SALE);
     let mut run = run_attended(suite.path(), &rig);
     // The console stays open and silent.
     let _console = run.stdin.take().unwrap();
@@ -408,10 +403,7 @@ fn an_operator_who_does_not_answer_fails_the_step_after_the_timeout() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("FAIL  refund/bench/attended-sale"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("FAIL  refund/bench/s"), "{stdout}");
     assert!(
         stdout.contains("the operator did not confirm within 1 s: insert test card"),
         "{stdout}"
@@ -420,4 +412,46 @@ fn an_operator_who_does_not_answer_fails_the_step_after_the_timeout() {
         stderr.contains("posrig: OPERATOR: insert test card visa_credit_01"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_card_the_rig_controller_refuses_fails_its_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = free_port();
+    let (emu, ecr, signals) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
+    let rig = tcp_rig(
+        dir.path(),
+        "zvt-en-eur",
+        &ecr.unwrap(),
+        Some(&signals),
+        host,
+        "",
+    );
+    let suite = suite_with(
+        "id: refund/bench/s\nname: t\nproves: a refused card fails its step\nrequires: [reader]\n\
+         terminal: fixtures/terminals/zvt-en-eur.yaml\nsteps:\n\
+         \x20 - card: {insert: visa_credit_01}\n\
+         \x20 - card: {insert: visa_credit_01}\n",
+    );
+    let run = |what: &str| {
+        Command::new(env!("CARGO_BIN_EXE_posrig"))
+            .current_dir(suite.path())
+            .args(["run", "refund", "--no-snapshots", "--unattended", "--rig"])
+            .arg(&rig)
+            .stdin(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .expect(what)
+    };
+    let first = run("first run");
+    // The card the failed run left in is taken out before the next one starts.
+    let second = run("second run");
+    stop(emu);
+    for out in [&first, &second] {
+        assert!(out.contains("FAIL  refund/bench/s"), "{out}");
+        assert!(
+            out.contains("step 2 (line 8): card — error: the rig controller refused CARD INSERT visa_credit_01: STATE"),
+            "{out}"
+        );
+    }
 }

@@ -407,6 +407,17 @@ enum Ev {
     SignalsClosed,
 }
 
+/// A request as the rig link spells it (`CARD INSERT visa_credit_01`).
+fn request_text(request: Request) -> String {
+    let line = protocol::riglink::Line::Request {
+        seq: None,
+        request: request.clone(),
+    };
+    protocol::riglink::encode_line(&line)
+        .map(|l| l.trim_end().to_string())
+        .unwrap_or_else(|_| format!("{request:?}"))
+}
+
 /// Forwards what arrives on a TCP connection as events, then one `closed` event.
 fn read_into(
     s: &TcpStream,
@@ -778,12 +789,16 @@ impl TerminalWorld {
                 ..
             } => {
                 self.rig_refused = Some(format!(
-                    "the rig controller refused {request:?}: {} {text}",
+                    "the rig controller refused {}: {} {text}",
+                    request_text(request),
                     code.as_str()
                 ));
             }
             ClientEvent::Timeout { request, .. } => {
-                self.rig_refused = Some(format!("the rig controller never answered {request:?}"));
+                self.rig_refused = Some(format!(
+                    "the rig controller never answered {}",
+                    request_text(request)
+                ));
             }
             ClientEvent::Reply { .. }
             | ClientEvent::EventGap { .. }
