@@ -34,9 +34,14 @@ pub fn find_original<'a>(j: &'a JournalState, key: &OriginalRef) -> Result<Found
         };
     }
     if let Some(stan) = key.stan {
-        let batch = key.batch.unwrap_or(j.counters.batch);
+        // Trace numbers start again in every batch: a trace names a sale only while its batch
+        // is open (DESIGN §2, acceptance); after settlement the RRN + date does.
+        let open = j.counters.batch;
+        if key.batch.is_some_and(|b| b != open) {
+            return Err(Refusal::NotFound);
+        }
         return candidates
-            .find(|t| t.stan == stan && t.batch == batch)
+            .find(|t| t.stan == stan && t.batch == open && !t.settled)
             .map(Found::Local)
             .ok_or(Refusal::NotFound);
     }
@@ -307,6 +312,33 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(find_original(&j, &by_auth), Ok(Found::Local(t)) if t.id == 1));
+    }
+
+    #[test]
+    fn a_trace_names_nothing_once_its_batch_is_settled() {
+        let mut j = journal();
+        for t in &mut j.txns {
+            t.settled = true;
+        }
+        j.counters.batch = 2;
+        for batch in [Some(1), Some(2), None] {
+            let by_trace = OriginalRef {
+                stan: Some(1),
+                batch,
+                ..Default::default()
+            };
+            assert_eq!(
+                find_original(&j, &by_trace),
+                Err(Refusal::NotFound),
+                "{batch:?}"
+            );
+        }
+        // The RRN still finds it.
+        let by_rrn = OriginalRef {
+            rrn: Some("000000000001".into()),
+            ..Default::default()
+        };
+        assert!(matches!(find_original(&j, &by_rrn), Ok(Found::Local(t)) if t.id == 1));
     }
 
     #[test]
