@@ -24,8 +24,19 @@ fn start_emulator(
     ecr: &str,
     host_port: u16,
 ) -> (Child, Option<String>, String) {
+    start_emulator_with(dir, profile, ecr, host_port, &[])
+}
+
+fn start_emulator_with(
+    dir: &Path,
+    profile: &str,
+    ecr: &str,
+    host_port: u16,
+    extra: &[String],
+) -> (Child, Option<String>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_posrig"))
         .arg("emulate")
+        .args(extra)
         .arg("--profile")
         .arg(root().join(format!("fixtures/terminals/{profile}.yaml")))
         .arg("--cards")
@@ -77,7 +88,7 @@ fn tcp_rig(
         format!(
             "name: bench-{profile}\nkind: terminal\nprofile: fixtures/terminals/{profile}.yaml\n\
              ecr: {{transport: tcp, address: \"{ecr}\"}}\n{signals}\
-             acquirer: {{listen: \"127.0.0.1:{host}\"}}\nquiet_ms: 150\n{extra}"
+             acquirer: {{listen: \"127.0.0.1:{host}\"}}\n{extra}"
         ),
     )
     .unwrap();
@@ -127,7 +138,37 @@ fn stop(mut c: Child) {
 }
 
 /// How many scenarios a real terminal can run (scenarios/README.md says which).
-const RUNNABLE_ON_A_TERMINAL: usize = 3;
+const RUNNABLE_ON_A_TERMINAL: usize = 40;
+
+/// The suite's terminals run this much faster than real time: scenarios that wait out a 60 s
+/// host timeout take 3 s. The live scenarios also run at real speed below.
+const TIME_SCALE: u32 = 20;
+
+/// `--time-scale` and a clock that starts at 00:00:01 today in the profile's zone, so the
+/// terminal's date stays the runner's (`${today_mmdd}`) however far ahead its clock runs.
+fn scaled_clock(profile: &str) -> Vec<String> {
+    use chrono::TimeZone;
+    let text =
+        std::fs::read_to_string(root().join(format!("fixtures/terminals/{profile}.yaml"))).unwrap();
+    let zone: protocol::time::Tz = text
+        .lines()
+        .find_map(|l| l.strip_prefix("time_zone:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let today = chrono::Utc::now().with_timezone(&zone).date_naive();
+    let start = zone
+        .from_local_datetime(&today.and_hms_opt(0, 0, 1).unwrap())
+        .earliest()
+        .unwrap();
+    vec![
+        "--time-scale".into(),
+        TIME_SCALE.to_string(),
+        "--clock".into(),
+        start.to_rfc3339(),
+    ]
+}
 
 /// The whole suite on a terminal rig, once per terminal profile, each profile's terminal one
 /// long-lived `posrig emulate` that keeps its journal across scenarios and across two runs, as a
@@ -148,8 +189,22 @@ fn the_suite_runs_on_terminals_reached_over_tcp() {
     let mut gated_notes = 0;
     for profile in &profiles {
         let host = free_port();
-        let (emu, ecr, signals) = start_emulator(dir.path(), profile, "tcp://127.0.0.1:0", host);
-        let rig = tcp_rig(dir.path(), profile, &ecr.unwrap(), Some(&signals), host, "");
+        let (emu, ecr, signals) = start_emulator_with(
+            dir.path(),
+            profile,
+            "tcp://127.0.0.1:0",
+            host,
+            &scaled_clock(profile),
+        );
+        let rig = tcp_rig(
+            dir.path(),
+            profile,
+            &ecr.unwrap(),
+            Some(&signals),
+            host,
+            // 50 ms of quiet is a second of the terminal's time.
+            &format!("time_scale: {TIME_SCALE}\nquiet_ms: 50\n"),
+        );
         let out_dir = dir.path().join(format!("out-{profile}"));
         let out_arg = out_dir.display().to_string();
         let first = run_rig(&rig, &["--out", &out_arg]);
@@ -345,7 +400,14 @@ fn attended_mode_asks_the_operator_and_waits_for_enter() {
     let dir = tempfile::tempdir().unwrap();
     let host = free_port();
     let (emu, ecr, signals) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
-    let rig = tcp_rig(dir.path(), "zvt-en-eur", &ecr.unwrap(), None, host, "");
+    let rig = tcp_rig(
+        dir.path(),
+        "zvt-en-eur",
+        &ecr.unwrap(),
+        None,
+        host,
+        "quiet_ms: 150\n",
+    );
     let suite = suite_with(ATTENDED_SALE);
     let mut run = run_attended(suite.path(), &rig);
     let mut console = run.stdin.take().unwrap();
@@ -392,7 +454,7 @@ fn an_operator_who_does_not_answer_fails_the_step_after_the_timeout() {
         &ecr.unwrap(),
         None,
         host,
-        "operator_timeout_s: 1\n",
+        "quiet_ms: 150\noperator_timeout_s: 1\n",
     );
     let suite = suite_with(ATTENDED_SALE);
     let mut run = run_attended(suite.path(), &rig);
@@ -425,7 +487,7 @@ fn a_card_the_rig_controller_refuses_fails_its_step() {
         &ecr.unwrap(),
         Some(&signals),
         host,
-        "",
+        "quiet_ms: 150\n",
     );
     let suite = suite_with(
         "id: refund/bench/s\nname: t\nproves: a refused card fails its step\nrequires: [reader]\n\

@@ -185,7 +185,9 @@ pub struct RigFile {
     pub power: Option<PowerControl>,
     #[serde(default)]
     pub acquirer: AcquirerPlacement,
-    /// emulator-process: the emulator's `--time-scale`.
+    /// emulator-process: the emulator's `--time-scale`. terminal: how much faster than real
+    /// time the terminal's clock runs — 1 for every real terminal; a `posrig emulate
+    /// --time-scale N` on the bench runs N× (host timeouts in seconds, not minutes).
     #[serde(default)]
     pub time_scale: Option<f64>,
     /// Declared capabilities (real terminals); emulated rigs derive theirs.
@@ -423,15 +425,13 @@ pub fn load_rig(path: &Path) -> Result<LoadedRig, YamlError> {
                 _ => {}
             }
         }
-        RigKind::EmulatorProcess => {
-            if let Some(s) = file.time_scale
-                && !(s.is_finite() && s > 0.0 && s <= 1000.0)
-            {
-                let (l, c) = key("time_scale");
-                return Err(err(l, c, format!("time_scale {s} must be in (0, 1000]")));
-            }
-        }
-        RigKind::Emulated => {}
+        RigKind::EmulatorProcess | RigKind::Emulated => {}
+    }
+    if let Some(s) = file.time_scale
+        && !(s.is_finite() && s > 0.0 && s <= 1000.0)
+    {
+        let (l, c) = key("time_scale");
+        return Err(err(l, c, format!("time_scale {s} must be in (0, 1000]")));
     }
     if let Some(ecr) = &file.ecr
         && (![5, 6, 7, 8].contains(&ecr.data_bits) || ![1, 2].contains(&ecr.stop_bits))

@@ -351,7 +351,7 @@ pub fn run(
     v: &Variant,
     rig: &LoadedRig,
 ) -> Result<(Vec<Failure>, Finished), String> {
-    let clock = WallClock::new(1.0);
+    let clock = WallClock::new(rig.file.time_scale.unwrap_or(1.0));
     let mut s = setup(ls, v)?;
     // Deciseconds of the wall clock: RRNs unique across this terminal's scenarios and runs.
     s.host
