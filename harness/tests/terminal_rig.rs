@@ -224,6 +224,19 @@ fn the_suite_runs_on_terminals_reached_over_tcp() {
             );
         }
         let stdout = String::from_utf8_lossy(&first.stdout);
+        let total = |o: &std::process::Output| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find(|l| l.starts_with("total"))
+                .unwrap_or_default()
+                .to_string()
+        };
+        eprintln!(
+            "{profile}: {} runs passed twice ({}; {})",
+            passed(&stdout),
+            total(&first),
+            total(&second)
+        );
         runnable += passed(&stdout);
         if profile == "zvt-en-eur" {
             for live in [
