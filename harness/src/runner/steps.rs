@@ -202,6 +202,16 @@ pub(crate) fn execute<W: World>(
     Vec::new()
 }
 
+/// A host step's MTI as its title shows it: `0200`, or `0200|0400` for any of them.
+fn mti_title(m: &MatcherValue) -> String {
+    match m {
+        MatcherValue::Exact(s) => s.clone(),
+        MatcherValue::Number(n) => n.to_string(),
+        MatcherValue::AnyOf(v) => v.iter().map(mti_title).collect::<Vec<_>>().join("|"),
+        other => format!("{other:?}"),
+    }
+}
+
 fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
     let sub = |s: &str| subst(s, vars).unwrap_or_else(|_| s.to_string());
     match step {
@@ -286,9 +296,9 @@ fn title(step: &Step, vars: &BTreeMap<String, String>) -> String {
                 .select
                 .get("mti")
                 .or(h.expect.get("mti"))
-                .map(|m| format!("{m:?}"))
+                .map(mti_title)
                 .unwrap_or_default();
-            let mti = sub(mti.trim_start_matches("Exact(\"").trim_end_matches("\")"));
+            let mti = sub(&mti);
             let mut t = format!("host {mti}");
             if let Some(c) = h.reply.get("39") {
                 t.push_str(&format!(" → 39={c}"));
