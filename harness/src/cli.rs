@@ -42,9 +42,9 @@ pub struct RunArgs {
     /// The rig (default: the emulated rig, in-process on virtual time).
     #[arg(long)]
     pub rig: Option<PathBuf>,
-    /// Only scenarios whose id or name contains this text.
-    #[arg(long)]
-    pub filter: Option<String>,
+    /// Only scenarios whose id or name contains this text (repeatable: any of them).
+    #[arg(long = "filter")]
+    pub filters: Vec<String>,
     /// Only scenarios with this tag (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -182,7 +182,7 @@ pub fn run(args: RunArgs) -> u8 {
         return 2;
     }
     let sel = Selection {
-        filter: args.filter.clone(),
+        filters: args.filters.clone(),
         tags: args.tags.clone(),
         partition,
     };

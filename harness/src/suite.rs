@@ -77,7 +77,8 @@ impl Partition {
 /// Which scenarios to run.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    pub filter: Option<String>,
+    /// Texts an id or name must contain, any of them (none: everything).
+    pub filters: Vec<String>,
     pub tags: Vec<String>,
     pub partition: Option<Partition>,
 }
@@ -85,9 +86,11 @@ pub struct Selection {
 impl Selection {
     pub fn includes(&self, s: &LoadedScenario) -> bool {
         let sc = &s.scenario;
-        self.filter
-            .as_ref()
-            .is_none_or(|f| sc.id.value.contains(f.as_str()) || sc.name.contains(f.as_str()))
+        (self.filters.is_empty()
+            || self
+                .filters
+                .iter()
+                .any(|f| sc.id.value.contains(f.as_str()) || sc.name.contains(f.as_str())))
             && (self.tags.is_empty() || self.tags.iter().any(|t| sc.tags.contains(t)))
             && self.partition.is_none_or(|p| p.includes(&sc.id.value))
     }

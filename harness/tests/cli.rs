@@ -253,6 +253,25 @@ fn partitions_split_the_suite() {
 }
 
 #[test]
+fn filters_repeat_and_any_of_them_selects() {
+    let d = suite();
+    let run = |filters: &[&str]| {
+        let mut c = posrig();
+        c.current_dir(d.path()).args(["run", "scenarios"]);
+        for f in filters {
+            c.args(["--filter", f]);
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let one = run(&["keypad"]);
+    assert!(one.contains("passed     1\n"), "{one}");
+    let both = run(&["keypad", "full-refund-ecr"]);
+    assert!(both.contains("passed     2\n"), "{both}");
+    let none = run(&["nothing-is-called-this"]);
+    assert!(!none.contains("PASS"), "{none}");
+}
+
+#[test]
 fn decode_masks_pans() {
     let out = posrig()
         .args(["decode", "zvt", "06 31 1B 12 34 56 04 00 00 00 00 19 95 49 09 78 0E 28 12 22 F0 F8 62 22 02 12 34 56 78 94"])
