@@ -549,3 +549,73 @@ fn a_card_the_rig_controller_refuses_fails_its_step() {
         );
     }
 }
+
+#[test]
+fn a_terminal_rig_cuts_and_restores_power_with_its_commands() {
+    // The bench's "mains switch": power.on starts `posrig emulate` on fixed ports with its
+    // journal on disk, power.off kills it outright (SIGKILL: no shutdown code runs).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    assert!(
+        !d.contains(char::is_whitespace),
+        "a temp path without spaces"
+    );
+    let (ecr, sig, host) = (free_port(), free_port(), free_port());
+    let on = format!(
+        "{} emulate --profile {root}/fixtures/terminals/zvt-en-eur.yaml --cards {root}/fixtures/cards \
+         --journal {d}/journal.db --ecr tcp://127.0.0.1:{ecr} --signals tcp://127.0.0.1:{sig} \
+         --host tcp://127.0.0.1:{host} >>{d}/emulate.log 2>&1 & echo $! >{d}/pid",
+        env!("CARGO_BIN_EXE_posrig"),
+        root = root().display(),
+    );
+    let off = format!("kill -9 $(cat {d}/pid)");
+    // The terminal is on when the lab starts the run.
+    assert!(
+        Command::new("sh")
+            .args(["-c", &on])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", sig)).is_err() {
+        assert!(Instant::now() < until, "the terminal came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rig = tcp_rig(
+        dir.path(),
+        "zvt-en-eur",
+        &format!("127.0.0.1:{ecr}"),
+        Some(&format!("127.0.0.1:{sig}")),
+        host,
+        &format!("quiet_ms: 150\npower: {{off: \"{off}\", on: \"{on}\", boot_timeout_s: 20}}\n"),
+    );
+    let pid = || std::fs::read_to_string(dir.path().join("pid")).unwrap();
+    let first = pid();
+    let out = run_rig(
+        &rig,
+        &["--filter", "refund/faults/power-cut-before-ecr-ack-iso87"],
+    );
+    let second = pid();
+    let _ = Command::new("sh").args(["-c", &off]).status();
+    // The power really went: the first terminal process is gone, another one booted.
+    assert_ne!(first, second);
+    // (Gone, or a zombie nobody reaped: its state is Z.)
+    let state = std::fs::read_to_string(format!("/proc/{}/stat", first.trim()))
+        .ok()
+        .and_then(|s| s.rsplit_once(')')?.1.trim_start().chars().next());
+    assert!(matches!(state, None | Some('Z')), "{state:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Refund approved, power cut before the ECR's ACK, power back: the terminal's journal
+    // survived the kill and its first message was the refund's reversal.
+    assert!(
+        stdout.contains("PASS  refund/faults/power-cut-before-ecr-ack-iso87"),
+        "{stdout}"
+    );
+}
