@@ -485,6 +485,10 @@ pub struct TerminalWorld {
     rig: ClientSession,
     /// Why the controller refused (ERR) or never answered the request in flight.
     rig_refused: Option<String>,
+    /// A host reply went to the terminal and it has not reacted yet (no controller event, no
+    /// ECR bytes): until then, or this instant, a pause is the terminal at work (committing its
+    /// journal to disk), not the end of a step.
+    reaction_due: Option<std::time::Instant>,
     cards: Arc<CardSet>,
     profile: TerminalProfile,
     obs: Observed,
@@ -593,6 +597,7 @@ impl TerminalWorld {
             signals: None,
             rig: ClientSession::new(Duration::from_secs(5), 3),
             rig_refused: None,
+            reaction_due: None,
             cards,
             profile,
             obs: Observed::default(),
@@ -754,6 +759,7 @@ impl TerminalWorld {
         match ev {
             Ev::Ecr(b) => {
                 self.touch();
+                self.reaction_due = None;
                 let t = now.as_millis() - self.start.as_millis();
                 self.rec.raw("ecr-in", t, &b);
                 self.ecr.session.handle_input(&b, now);
@@ -775,6 +781,7 @@ impl TerminalWorld {
         match ev {
             ClientEvent::Event { report, .. } => {
                 self.touch();
+                self.reaction_due = None;
                 self.on_report(report);
             }
             ClientEvent::Reply {
@@ -853,9 +860,19 @@ impl TerminalWorld {
             return;
         }
         let seen = std::mem::replace(&mut self.host_seen, log.len());
-        self.rec.host_exchanges(log.get(seen..).unwrap_or_default());
+        let new = log.get(seen..).unwrap_or_default();
+        let replied = new
+            .iter()
+            .any(|e| e.direction == acquirer::log::Direction::Out && e.mti.is_some());
+        self.rec.host_exchanges(new);
         drop(host);
         self.touch();
+        if replied {
+            // Long enough for a journal commit on a busy disk; a reply the terminal shows
+            // nothing of (an advice's) costs no more than this.
+            let window = Duration::from_millis(300).max(self.quiet);
+            self.reaction_due = Some(std::time::Instant::now() + window);
+        }
     }
 
     /// Sends a rig-link request and waits for its reply.
@@ -902,8 +919,10 @@ impl TerminalWorld {
         self.touch();
         loop {
             let now = std::time::Instant::now();
-            if self.ecr.owes_more() && now < cap {
-                // A stream of receipt lines is not over because the machine paused.
+            let reacting = self.reaction_due.is_some_and(|due| now < due);
+            if (self.ecr.owes_more() || reacting) && now < cap {
+                // A stream of receipt lines is not over because the machine paused; nor is the
+                // handling of a host reply before the terminal shows anything of it.
                 self.pump_until((now + quiet).min(cap));
                 continue;
             }
