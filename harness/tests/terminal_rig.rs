@@ -150,15 +150,11 @@ const TIME_SCALE: u32 = 20;
 /// terminal's date stays the runner's (`${today_mmdd}`) however far ahead its clock runs.
 fn scaled_clock(profile: &str) -> Vec<String> {
     use chrono::TimeZone;
-    let text =
-        std::fs::read_to_string(root().join(format!("fixtures/terminals/{profile}.yaml"))).unwrap();
-    let zone: protocol::time::Tz = text
-        .lines()
-        .find_map(|l| l.strip_prefix("time_zone:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let zone = protocol::fixture::terminal::TerminalProfile::from_path(
+        &root().join(format!("fixtures/terminals/{profile}.yaml")),
+    )
+    .unwrap()
+    .time_zone;
     let today = chrono::Utc::now().with_timezone(&zone).date_naive();
     let start = zone
         .from_local_datetime(&today.and_hms_opt(0, 0, 1).unwrap())
@@ -412,6 +408,35 @@ steps:
   - card: remove
 "#;
 
+/// A zvt-en-eur `posrig emulate` on the bench over TCP, and a lab's rig file for it: with its
+/// controller, or (without) attended.
+struct Bench {
+    _dir: tempfile::TempDir,
+    emu: Child,
+    rig: PathBuf,
+    signals: String,
+}
+
+fn zvt_bench(controller: bool, extra: &str) -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let host = free_port();
+    let (emu, ecr, signals) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
+    let rig = tcp_rig(
+        dir.path(),
+        "zvt-en-eur",
+        &ecr.unwrap(),
+        controller.then_some(signals.as_str()),
+        host,
+        &format!("quiet_ms: 150\n{extra}"),
+    );
+    Bench {
+        _dir: dir,
+        emu,
+        rig,
+        signals,
+    }
+}
+
 /// `posrig run` on an attended rig (no controller), stdin and stderr piped: the test is the
 /// operator at the console.
 fn run_attended(suite: &Path, rig: &Path) -> Child {
@@ -429,22 +454,12 @@ fn run_attended(suite: &Path, rig: &Path) -> Child {
 #[test]
 fn attended_mode_asks_the_operator_and_waits_for_enter() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let host = free_port();
-    let (emu, ecr, signals) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
-    let rig = tcp_rig(
-        dir.path(),
-        "zvt-en-eur",
-        &ecr.unwrap(),
-        None,
-        host,
-        "quiet_ms: 150\n",
-    );
+    let bench = zvt_bench(false, "");
     let suite = suite_with(ATTENDED_SALE);
-    let mut run = run_attended(suite.path(), &rig);
+    let mut run = run_attended(suite.path(), &bench.rig);
     let mut console = run.stdin.take().unwrap();
     // The operator's hands: the emulator's own controller port, typed at in human mode.
-    let mut hands = std::net::TcpStream::connect(&signals).unwrap();
+    let mut hands = std::net::TcpStream::connect(&bench.signals).unwrap();
     hands.write_all(b"mode human\n").unwrap();
     let mut asked = Vec::new();
     for line in BufReader::new(run.stderr.take().unwrap()).lines() {
@@ -464,7 +479,7 @@ fn attended_mode_asks_the_operator_and_waits_for_enter() {
         console.write_all(b"\n").unwrap();
     }
     let out = run.wait_with_output().unwrap();
-    stop(emu);
+    stop(bench.emu);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{asked:?}");
     assert!(stdout.contains("PASS  refund/bench/s"), "{stdout}");
@@ -477,23 +492,13 @@ fn attended_mode_asks_the_operator_and_waits_for_enter() {
 
 #[test]
 fn an_operator_who_does_not_answer_fails_the_step_after_the_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = free_port();
-    let (emu, ecr, _) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
-    let rig = tcp_rig(
-        dir.path(),
-        "zvt-en-eur",
-        &ecr.unwrap(),
-        None,
-        host,
-        "quiet_ms: 150\noperator_timeout_s: 1\n",
-    );
+    let bench = zvt_bench(false, "operator_timeout_s: 1\n");
     let suite = suite_with(ATTENDED_SALE);
-    let mut run = run_attended(suite.path(), &rig);
+    let mut run = run_attended(suite.path(), &bench.rig);
     // The console stays open and silent.
     let _console = run.stdin.take().unwrap();
     let out = run.wait_with_output().unwrap();
-    stop(emu);
+    stop(bench.emu);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -510,17 +515,7 @@ fn an_operator_who_does_not_answer_fails_the_step_after_the_timeout() {
 
 #[test]
 fn a_card_the_rig_controller_refuses_fails_its_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = free_port();
-    let (emu, ecr, signals) = start_emulator(dir.path(), "zvt-en-eur", "tcp://127.0.0.1:0", host);
-    let rig = tcp_rig(
-        dir.path(),
-        "zvt-en-eur",
-        &ecr.unwrap(),
-        Some(&signals),
-        host,
-        "quiet_ms: 150\n",
-    );
+    let bench = zvt_bench(true, "");
     let suite = suite_with(
         "id: refund/bench/s\nname: t\nproves: a refused card fails its step\nrequires: [reader]\n\
          terminal: fixtures/terminals/zvt-en-eur.yaml\nsteps:\n\
@@ -531,7 +526,7 @@ fn a_card_the_rig_controller_refuses_fails_its_step() {
         Command::new(env!("CARGO_BIN_EXE_posrig"))
             .current_dir(suite.path())
             .args(["run", "refund", "--no-snapshots", "--unattended", "--rig"])
-            .arg(&rig)
+            .arg(&bench.rig)
             .stdin(Stdio::null())
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -540,7 +535,7 @@ fn a_card_the_rig_controller_refuses_fails_its_step() {
     let first = run("first run");
     // The card the failed run left in is taken out before the next one starts.
     let second = run("second run");
-    stop(emu);
+    stop(bench.emu);
     for out in [&first, &second] {
         assert!(out.contains("FAIL  refund/bench/s"), "{out}");
         assert!(

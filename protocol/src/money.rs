@@ -403,13 +403,13 @@ impl AmountSpec {
         }
     }
 
-    /// The same amount with its text rewritten (variables substituted).
-    pub fn with_text(&self, f: impl FnOnce(&str) -> String) -> AmountSpec {
-        match self {
-            AmountSpec::Major(s) => AmountSpec::Major(f(s)),
-            AmountSpec::MinorText { minor } => AmountSpec::MinorText { minor: f(minor) },
+    /// The same amount with its text rewritten (variables substituted), or `f`'s error.
+    pub fn with_text<E>(&self, f: impl FnOnce(&str) -> Result<String, E>) -> Result<AmountSpec, E> {
+        Ok(match self {
+            AmountSpec::Major(s) => AmountSpec::Major(f(s)?),
+            AmountSpec::MinorText { minor } => AmountSpec::MinorText { minor: f(minor)? },
             m @ AmountSpec::Minor { .. } => m.clone(),
-        }
+        })
     }
 }
 

@@ -409,13 +409,10 @@ enum Ev {
 
 /// A request as the rig link spells it (`CARD INSERT visa_credit_01`).
 fn request_text(request: Request) -> String {
-    let line = protocol::riglink::Line::Request {
-        seq: None,
-        request: request.clone(),
-    };
+    let line = protocol::riglink::Line::Request { seq: None, request };
     protocol::riglink::encode_line(&line)
         .map(|l| l.trim_end().to_string())
-        .unwrap_or_else(|_| format!("{request:?}"))
+        .unwrap_or_else(|_| format!("{line:?}"))
 }
 
 /// Forwards what arrives on a TCP connection as events, then one `closed` event.

@@ -35,17 +35,9 @@ fn amount(
     cur: protocol::money::Currency,
     ctx: &Ctx<'_>,
 ) -> Result<protocol::money::Money, String> {
-    let mut bad = None;
-    let a = a.with_text(|s| {
-        subst(s, &ctx.vars).unwrap_or_else(|e| {
-            bad = Some(e);
-            s.to_string()
-        })
-    });
-    if let Some(e) = bad {
-        return Err(e);
-    }
-    a.resolve(cur).map_err(|e| e.to_string())
+    a.with_text(|s| subst(s, &ctx.vars))?
+        .resolve(cur)
+        .map_err(|e| e.to_string())
 }
 
 /// Replaces `${name}` with its value.
@@ -179,7 +171,9 @@ pub(crate) fn execute<W: World>(
         // Titles name captured values by their variable: the values differ between rigs.
         let title = title(&step.value, &v.vars);
         w.recorder().transcript.begin_step(title);
-        if let Step::Expect(e) | Step::Wait(e) = &step.value {
+        if let Step::Expect(e) | Step::Wait(e) = &step.value
+            && !e.requires.is_empty()
+        {
             let lacking: Vec<&str> = e
                 .requires
                 .iter()
@@ -187,7 +181,7 @@ pub(crate) fn execute<W: World>(
                 .chain(crate::rules::step_capabilities(&step.value))
                 .filter(|c| !provides(c))
                 .collect();
-            if !e.requires.is_empty() && !lacking.is_empty() {
+            if !lacking.is_empty() {
                 let note = format!("not checked on this rig (it lacks {})", lacking.join(", "));
                 w.recorder().push(Channel::Note, note);
                 continue;
